@@ -1,0 +1,63 @@
+# secalert.alerting: one command sets up this machine and runs every check.
+#
+#   make test        setup, lint, sanity, unit tests, collection build, every scenario
+#   make setup       host packages, tool venv, podman collection, base images
+#   make lint | sanity | units | build | molecule | molecule-<scenario>
+#   make clean       remove test containers, networks and the build tarball
+#
+# Caches (venv, images, wheels, collections) live in .cache/ (ignored by git).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+CACHE := $(TOP)/.cache
+VENV := $(CACHE)/venv
+STAGE := $(TOP)/tests/harness/stage
+
+export PATH := $(VENV)/bin:$(PATH)
+export CONTAINERS_CONF := $(TOP)/tests/harness/containers.conf
+export ANSIBLE_HOME := $(CACHE)/ansible-home
+export ANSIBLE_COLLECTIONS_PATH := $(CACHE)/collections
+export ANSIBLE_LOCAL_TEMP := $(CACHE)/ansible-home/tmp
+export MOLECULE_GLOB := molecule/*/molecule.yml
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+SCENARIOS := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard molecule/*/molecule.yml)))))
+
+.PHONY: test setup lint sanity units build molecule clean $(addprefix molecule-,$(SCENARIOS))
+
+test:
+	@rm -f $(CACHE)/stages
+	@$(STAGE) setup $(MAKE) --no-print-directory setup
+	@$(STAGE) lint $(MAKE) --no-print-directory lint
+	@$(STAGE) units $(MAKE) --no-print-directory units
+	@$(STAGE) sanity $(MAKE) --no-print-directory sanity
+	@$(STAGE) build $(MAKE) --no-print-directory build
+	@for s in $(SCENARIOS); do $(STAGE) molecule-$$s $(MAKE) --no-print-directory molecule-$$s; done
+	@$(STAGE) --summary
+
+setup:
+	tests/harness/setup
+
+lint:
+	yamllint --strict .
+	ruff check .
+	ansible-lint
+
+units:
+	pytest -p no:cacheprovider tests/unit
+
+sanity:
+	tests/harness/sanity
+
+build:
+	tests/harness/galaxy-check
+
+molecule: $(addprefix molecule-,$(SCENARIOS))
+
+$(addprefix molecule-,$(SCENARIOS)): molecule-%:
+	molecule test -s $*
+
+clean:
+	tests/harness/cleanup
+	rm -f secalert-alerting-*.tar.gz
