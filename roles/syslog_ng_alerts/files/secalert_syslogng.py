@@ -205,14 +205,15 @@ class AppriseDestination(_Base):
         self.opts = opts
         self.tag = opts["tag"]
         self.prefix = f"secalert apprise({self.tag}): "
-        self.rate_limit = int(opts["rate_limit"])
-        self.rate_period = float(opts["rate_period"])
-        self.max_body = int(opts["max_body"])
-        self.max_lines = max(1, int(opts["max_lines"]))
-        self.report_interval = float(opts["report_interval"])
-        self.retry_max = max(1.0, float(opts["retry_max"]))
+        self.reported = {}
+        self.rate_limit = max(1, self._number(opts, "rate_limit", int))
+        self.rate_period = self._number(opts, "rate_period", float)
+        self.max_body = self._number(opts, "max_body", int)
+        self.max_lines = max(1, self._number(opts, "max_lines", int))
+        self.report_interval = self._number(opts, "report_interval", float)
+        self.retry_max = max(1.0, self._number(opts, "retry_max", float))
         self.markdown = opts["markdown"].lower()
-        self.templates = [self._template(opts[k]) for k in ("title", "body", "type")]
+        self.templates = [self._template(opts, k) for k in ("title", "body", "type")]
         self.batch = []
         self.targets = {}
         self.apprise = None
@@ -220,7 +221,6 @@ class AppriseDestination(_Base):
         self.config_checked = -1e18
         self.next_attempt = 0.0
         self.opened = False
-        self.reported = {}
         self.stats = {"queued": 0, "delivered": 0, "dropped": 0, "ignored": 0}
         venv = opts["venv"]
         if venv:
@@ -229,12 +229,24 @@ class AppriseDestination(_Base):
                 sys.path.insert(0, purelib)
         return True
 
-    def _template(self, text):
+    def _number(self, opts, key, cast):
+        try:
+            return cast(opts[key])
+        except ValueError:
+            self._report("option", f"{key}({opts[key]!r}) is not a number, using the default")
+            return cast(DEFAULTS[key])
+
+    def _template(self, opts, key):
+        text = opts[key]
         tmpl_cls = getattr(syslogng, "LogTemplate", None)
         if tmpl_cls is None or "$" not in text:
             return text.encode()
         options = getattr(self, "template_options", None)
-        return tmpl_cls(text, options) if options is not None else tmpl_cls(text)
+        try:
+            return tmpl_cls(text, options) if options is not None else tmpl_cls(text)
+        except Exception as exc:  # noqa: BLE001 - a bad template must not stop syslog-ng
+            self._report("option", f"{key}({text!r}) is not a valid template: {exc}")
+            return tmpl_cls(DEFAULTS[key]) if "$" in DEFAULTS[key] else DEFAULTS[key].encode()
 
     def deinit(self):
         return None

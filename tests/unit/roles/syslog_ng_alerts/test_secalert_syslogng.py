@@ -1,0 +1,407 @@
+"""The syslog-ng apprise() destination, driven the way syslog-ng drives it.
+
+``Driver`` plays syslog-ng's threaded worker: it hands queued messages to send() up to
+batch-lines, calls flush(), acknowledges the batch on SUCCESS and rewinds it on any
+other code (after close(); open() is retried once a second). Targets are fakes whose
+answers come from a script, except in the last tests, which send through real Apprise to
+a json:// receiver on 127.0.0.1.
+"""
+
+import http.server
+import importlib
+import json
+import threading
+
+import pytest
+import secalert_syslogng as mod
+import syslogng
+
+OK, LIMITED, TRANSIENT, PERMANENT = mod.OK, mod.LIMITED, mod.TRANSIENT, mod.PERMANENT
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+class FakeServer:
+    notify_format = "markdown"
+    body_maxlen = 2000
+    title_maxlen = 256
+
+    def __init__(self, name):
+        self.name = name
+
+    def url(self, privacy=False):
+        return f"fake://{self.name}" + ("" if privacy else "/secret")
+
+
+def msg(i, program="sudo"):
+    return syslogng.LogMessage(f"event {i}", HOST="h1", PROGRAM=program, SEV="warning")
+
+
+def make_dest(clock, script=None, targets=("a",), **options):
+    """A destination whose targets are fakes; ``script`` maps target -> outcomes."""
+    opts = {
+        "title": "${HOST}: ${PROGRAM}",
+        "body": "${MESSAGE}",
+        "type": "${SEV}",
+        "venv": "",
+        "rate_limit": "100",
+        "rate_period": "60",
+        "report_interval": "300",
+    }
+    opts.update({k: str(v) for k, v in options.items()})
+    dest = mod.AppriseDestination()
+    dest.clock = clock
+    assert dest.init(opts) is True
+    script = {name: list(outcomes) for name, outcomes in (script or {}).items()}
+    dest.sent = []  # (target, number of events, title, body)
+
+    def load(now):
+        if not dest.targets:
+            for name in targets:
+                server = FakeServer(name)
+                key = mod._server_key(server)
+                dest.targets[key] = mod.Target(
+                    key, server, name, mod.RateLimiter(dest.rate_limit, dest.rate_period)
+                )
+        return True
+
+    def notify(target, events):
+        title, body, _ntype, _fmt = dest._render(target, events)
+        outcome = script.get(target.name, [])
+        outcome = outcome.pop(0) if outcome else OK
+        if outcome == OK:
+            dest.sent.append((target.name, len(events), title, body))
+        return outcome, {LIMITED: 429, TRANSIENT: 503, PERMANENT: 404}.get(outcome)
+
+    dest._load = load
+    dest._notify = notify
+    return dest
+
+
+class Driver:
+    """syslog-ng's worker loop around a python() destination, in simulated time."""
+
+    def __init__(self, dest, clock, batch_lines=1000):
+        self.dest, self.clock, self.batch_lines = dest, clock, batch_lines
+        self.queue, self.acked, self.codes = [], 0, []
+        self.connected = bool(dest.open())
+
+    def log(self, *messages):
+        self.queue.extend(messages)
+
+    def cycle(self):
+        """One batch: reconnect if needed, send, flush, ack or rewind."""
+        if not self.connected:
+            self.connected = bool(self.dest.open())
+            if not self.connected:
+                return None
+        batch = self.queue[: self.batch_lines]
+        if not batch:
+            return None
+        for m in batch:
+            code = self.dest.send(m)
+            assert code in (mod.QUEUED, mod.SUCCESS), code
+            if code == mod.SUCCESS:  # acks this and everything queued before it
+                raise AssertionError("send() acknowledged a batch")
+        code = self.dest.flush()
+        self.codes.append(code)
+        assert self.dest.batch == []  # flush always empties its buffer
+        if code == mod.SUCCESS:
+            del self.queue[: len(batch)]
+            self.acked += len(batch)
+        else:
+            assert code == mod.NOT_CONNECTED
+            self.dest.close()
+            self.connected = False
+        return code
+
+    def run(self, seconds, step=1.0):
+        for _ in range(int(seconds / step)):
+            self.cycle()
+            self.clock.now += step
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture(autouse=True)
+def _records():
+    syslogng.Logger.records.clear()
+    yield
+
+
+def delivered(dest, target="a"):
+    return sum(n for t, n, _, _ in dest.sent if t == target)
+
+
+def test_send_only_queues_and_flush_sends_one_digest(clock):
+    dest = make_dest(clock)
+    drv = Driver(dest, clock)
+    drv.log(*(msg(i) for i in range(30)))
+    assert drv.cycle() == mod.SUCCESS
+    assert drv.acked == 30
+    ((target, count, title, body),) = dest.sent
+    assert (target, count) == ("a", 30)
+    assert title == "30 events: h1: sudo"
+    assert body.startswith("30 events, oldest first:\n• event 0\n• event 1\n")
+    assert "more" not in body
+
+
+def test_single_event_is_sent_as_itself(clock):
+    dest = make_dest(clock)
+    drv = Driver(dest, clock)
+    drv.log(syslogng.LogMessage("@everyone **x**", HOST="h", PROGRAM="p", SEV="high"))
+    drv.cycle()
+    ((_, _, title, body),) = dest.sent
+    assert title == "h: p"
+    assert "@everyone" not in body and "\\*\\*x\\*\\*" in body
+
+
+def test_digest_is_truncated_with_and_n_more(clock):
+    dest = make_dest(clock, max_body=500)
+    drv = Driver(dest, clock)
+    drv.log(*(msg(i) for i in range(400)))
+    drv.cycle()
+    ((_, count, _, body),) = dest.sent
+    assert count == 400 and len(body) <= 500
+    shown = body.count("• event")
+    assert body.endswith(f"… and {400 - shown} more")
+
+
+def test_syslog_ng_own_messages_are_ignored(clock):
+    dest = make_dest(clock)
+    assert dest.send(msg(1, program="syslog-ng")) == mod.SUCCESS
+    assert dest.batch == []
+
+
+@pytest.mark.parametrize(
+    "script, seconds, expect_codes",
+    [
+        # outage (5xx), then recovery: kept, then delivered once
+        ({"a": [TRANSIENT, TRANSIENT]}, 30, [5, 5, 3]),
+        # 429 then recovery
+        ({"a": [LIMITED]}, 30, [5, 3]),
+        # 500, 429, down, recovery
+        ({"a": [TRANSIENT, LIMITED, TRANSIENT]}, 60, [5, 5, 5, 3]),
+        # permanent error: reported, dropped, acknowledged, no retry
+        ({"a": [PERMANENT]}, 5, [3]),
+    ],
+)
+def test_return_codes_across_failures_lose_nothing(clock, script, seconds, expect_codes):
+    dest = make_dest(clock, script=script, retry_max=5)
+    drv = Driver(dest, clock)
+    drv.log(*(msg(i) for i in range(10)))
+    drv.run(seconds)
+    assert drv.codes == expect_codes
+    assert drv.queue == [] and drv.acked == 10
+    assert delivered(dest) + dest.stats["dropped"] == 10
+    if PERMANENT in script["a"]:
+        assert dest.stats["dropped"] == 10
+        assert any("HTTP 404" in m for _, m in syslogng.Logger.records)
+
+
+def test_events_arriving_during_outage_join_the_next_digest(clock):
+    dest = make_dest(clock, script={"a": [TRANSIENT] * 3}, retry_max=4)
+    drv = Driver(dest, clock)
+    for i in range(40):
+        drv.log(msg(i))
+        drv.run(1)
+    drv.run(30)
+    assert drv.acked == 40 and drv.queue == []
+    assert delivered(dest) == 40
+    assert dest.stats["dropped"] == 0
+
+
+@pytest.mark.parametrize("limit, period, events, minutes", [(5, 60, 300, 10), (2, 60, 50, 5)])
+def test_rate_limit_per_target_never_drops(clock, limit, period, events, minutes):
+    dest = make_dest(clock, rate_limit=limit, rate_period=period)
+    drv = Driver(dest, clock, batch_lines=1000)
+    sends_at = []
+    orig = dest._notify
+
+    def spy(target, evs):
+        sends_at.append(clock.now)
+        return orig(target, evs)
+
+    dest._notify = spy
+    for i in range(events):  # a storm: one event every 0.5 s
+        drv.log(msg(i))
+        if i % 2:
+            drv.run(1)
+    drv.run(minutes * 60)
+    assert delivered(dest) == events and drv.acked == events
+    for t in sends_at:  # at most `limit` notifications in any window of `period`
+        assert sum(1 for u in sends_at if t <= u < t + period) <= limit
+
+
+def test_partial_failure_does_not_duplicate_for_the_target_that_succeeded(clock):
+    dest = make_dest(clock, targets=("a", "b"), script={"b": [TRANSIENT, TRANSIENT]}, retry_max=2)
+    drv = Driver(dest, clock)
+    drv.log(*(msg(i) for i in range(5)))
+    drv.cycle()
+    drv.log(*(msg(i) for i in range(5, 8)))  # arrive while b is failing
+    drv.run(20)
+    assert drv.acked == 8
+    assert [n for t, n, _, _ in dest.sent if t == "a"] == [5, 3]
+    assert [n for t, n, _, _ in dest.sent if t == "b"] == [8]
+
+
+def test_permanent_error_reported_once_per_interval(clock):
+    dest = make_dest(clock, targets=(), report_interval=60)
+    drv = Driver(dest, clock)
+    for i in range(100):
+        drv.log(msg(i))
+        drv.run(1)
+    assert drv.acked == 100 and dest.stats["dropped"] == 100
+    reports = [m for _, m in syslogng.Logger.records if "no valid Apprise target" in m]
+    assert len(reports) == 2  # at 0 s and 60 s
+    assert "59 more event(s)" in reports[1]
+
+
+def test_flush_exception_keeps_events(clock):
+    dest = make_dest(clock)
+
+    def boom(target, events):
+        raise RuntimeError("bug")
+
+    dest._notify = boom
+    drv = Driver(dest, clock)
+    drv.log(msg(1))
+    assert drv.cycle() == mod.NOT_CONNECTED and drv.queue
+
+
+def test_bad_options_fall_back_to_defaults_and_are_reported(clock):
+    dest = mod.AppriseDestination()
+    assert dest.init({"rate_limit": "not a number", "venv": ""}) is True
+    assert dest.rate_limit == 5
+    assert any("rate_limit" in m for _, m in syslogng.Logger.records)
+    assert dest.send(msg(1)) == mod.QUEUED
+
+
+@pytest.mark.parametrize(
+    "success, lines, expected",
+    [
+        (True, [], (OK, None)),
+        (
+            False,
+            ["Failed to send JSON POST notification: Too Many Requests, error=429."],
+            (LIMITED, 429),
+        ),
+        (False, ["Failed to send JSON POST notification: error=500."], (TRANSIENT, 500)),
+        (False, ["Failed to send Discord notification: Not Found, error=404."], (PERMANENT, 404)),
+        (False, ["A Connection error occurred sending JSON notification to x."], (TRANSIENT, None)),
+    ],
+)
+def test_classify(success, lines, expected):
+    assert mod.classify(success, lines) == expected
+
+
+def test_works_without_logdestination_base(monkeypatch):
+    """syslog-ng 3.38 has no syslogng.LogDestination: the module must still load."""
+    monkeypatch.delattr(syslogng, "LogDestination")
+    fresh = importlib.reload(mod)
+    try:
+        assert fresh.AppriseDestination.__mro__[1] is object
+        assert fresh.AppriseDestination.NOT_CONNECTED == 5
+    finally:
+        monkeypatch.undo()
+        importlib.reload(mod)
+
+
+# -- real Apprise to a receiver on 127.0.0.1 ----------------------------------------------
+
+
+class Receiver:
+    def __init__(self):
+        self.status, self.got = 200, []
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                data = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if receiver.status == 200:
+                    receiver.got.append(json.loads(data))
+                self.send_response(receiver.status)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    rx = Receiver()
+    yield rx
+    rx.stop()
+
+
+def real_dest(tmp_path, port, clock):
+    pytest.importorskip("apprise")
+    cfg = tmp_path / "apprise.yml"
+    cfg.write_text(f"urls:\n  - json://127.0.0.1:{port}/hook:\n      tag: sudo\n")
+    dest = mod.AppriseDestination()
+    dest.clock = clock
+    dest.init(
+        {
+            "config": str(cfg),
+            "tag": "sudo",
+            "venv": "",
+            "body": "${MESSAGE}",
+            "title": "${HOST}",
+            "retry_max": "2",
+            "rate_limit": "100",
+        }
+    )
+    return dest
+
+
+def test_real_apprise_json_outage_then_recovery(tmp_path, receiver, clock):
+    dest = real_dest(tmp_path, receiver.port, clock)
+    drv = Driver(dest, clock)
+    drv.log(*(syslogng.LogMessage(f"ev {i} @everyone", HOST="h") for i in range(3)))
+    for status, code in ((500, mod.NOT_CONNECTED), (429, mod.NOT_CONNECTED), (200, 3)):
+        receiver.status = status
+        clock.now += 10
+        assert drv.cycle() == code
+    assert drv.acked == 3
+    (got,) = receiver.got
+    assert got["title"] == "3 events: h"
+    assert got["message"].count("ev ") == 3 and "@everyone" not in got["message"]
+    assert [m for _, m in syslogng.Logger.records if "HTTP 500" in m]
+    assert [m for _, m in syslogng.Logger.records if "HTTP 429" in m]
+
+
+def test_real_apprise_receiver_down(tmp_path, clock):
+    rx = Receiver()
+    port = rx.port
+    rx.stop()  # nothing listens there now
+    dest = real_dest(tmp_path, port, clock)
+    drv = Driver(dest, clock)
+    drv.log(syslogng.LogMessage("lost?", HOST="h"))
+    assert drv.cycle() == mod.NOT_CONNECTED and drv.queue
+
+
+def test_real_apprise_no_target_for_tag(tmp_path, receiver, clock):
+    dest = real_dest(tmp_path, receiver.port, clock)
+    dest.tag = "nosuch"
+    drv = Driver(dest, clock)
+    drv.log(syslogng.LogMessage("x", HOST="h"))
+    assert drv.cycle() == mod.SUCCESS and dest.stats["dropped"] == 1
+    assert receiver.got == []
