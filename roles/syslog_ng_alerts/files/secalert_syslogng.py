@@ -222,6 +222,9 @@ class AppriseDestination(_Base):
         self.next_attempt = 0.0
         self.opened = False
         self.stats = {"queued": 0, "delivered": 0, "dropped": 0, "ignored": 0}
+        # syslog-ng 4.x forwards Python logging to its internal log: keep Apprise's
+        # per-send INFO lines out of it; the warnings we classify still pass.
+        logging.getLogger("apprise").setLevel(logging.WARNING)
         venv = opts["venv"]
         if venv:
             purelib = venv_purelib(venv)
