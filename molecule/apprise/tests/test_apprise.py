@@ -1,0 +1,121 @@
+"""The apprise role and the notify module on real hosts, against the real receiver."""
+
+import pytest
+
+TYPES = {"json": "warning", "form": "failure"}
+
+
+def test_config_is_root_only(hosts, group_vars):
+    for host in hosts.values():
+        directory = host.file("/etc/secalert")
+        assert directory.is_directory
+        assert (directory.user, directory.group, directory.mode) == ("root", "root", 0o700)
+        config = host.file("/etc/secalert/apprise.yml")
+        assert (config.user, config.group, config.mode) == ("root", "root", 0o600)
+        # The live file holds the targets (checked through root, as the module runs).
+        assert group_vars["secalert_test_token"] in config.content_string
+
+
+def test_nothing_in_the_venv_is_writable_by_others(hosts):
+    for name, host in hosts.items():
+        writable = host.check_output(
+            "find /opt/secalert -perm /022 ! -type l -printf '%p %m\\n'"
+        )
+        assert writable == "", f"{name}: {writable}"
+        assert host.file("/opt/secalert").user == "root"
+
+
+def test_system_python_imports_apprise_and_the_runtime_from_the_venv(hosts):
+    for host in hosts.values():
+        out = host.check_output(
+            "/usr/bin/python3 -c 'import glob, sys; "
+            "sys.path[:0] = glob.glob(\"/opt/secalert/venv/lib/python3*/site-packages\"); "
+            "import apprise, secalert_apprise.text; print(apprise.__version__)'"
+        )
+        assert out == "2.3.0"
+        # The distribution's Python is untouched.
+        assert host.run("/usr/bin/python3 -c 'import apprise'").rc != 0
+
+
+@pytest.mark.parametrize("channel", ["json", "form"])
+def test_module_notification_arrives_over_http(playbook, receiver, hosts, marker, channel):
+    run = playbook.run(
+        "notify.yml",
+        extra_vars={
+            "notify_tag": channel,
+            "notify_type": TYPES[channel],
+            "notify_title": f"title {marker}",
+            "notify_body": f"body {marker}",
+        },
+    )
+    assert run.returncode == 0, run.output
+    got = receiver.messages(contains=marker, channel=channel, wait=20, count=len(hosts))
+    assert sorted(m["title"] for m in got) == sorted(f"title {marker} {h}" for h in hosts)
+    for message in got:
+        host = message["title"].rsplit(" ", 1)[1]
+        assert message["body"] == f"body {marker} {host}"
+        assert message["type"] == TYPES[channel]
+
+
+def test_module_notification_arrives_by_email(playbook, receiver, hosts, marker):
+    run = playbook.run(
+        "notify.yml",
+        extra_vars={"notify_tag": "email", "notify_title": f"mail {marker}",
+                    "notify_body": f"mailbody {marker}"},
+    )
+    assert run.returncode == 0, run.output
+    got = receiver.messages(contains=marker, channel="smtp", wait=20, count=len(hosts))
+    assert sorted(m["title"] for m in got) == sorted(f"mail {marker} {h}" for h in hosts)
+    for message in got:
+        assert f"mailbody {marker}" in message["body"]
+
+
+def test_check_mode_sends_nothing(playbook, receiver, marker):
+    before = receiver.stats()
+    run = playbook.run(
+        "notify.yml", "--check",
+        extra_vars={"notify_title": f"check {marker}", "notify_body": f"check {marker}"},
+    )
+    assert run.returncode == 0, run.output
+    assert {counts["changed"] for counts in run.recap.values()} == {1}, run.output
+    # Every other notification of this test arrives within a second; give it five.
+    assert receiver.messages(contains=marker, wait=5, count=1) == []
+    assert receiver.stats()["http"] == before["http"]
+
+
+def test_failing_target_fails_the_task_with_a_masked_url(playbook, receiver, group_vars, marker):
+    token = group_vars["secalert_test_token"]
+    receiver.mode("500")
+    try:
+        run = playbook.run(
+            "notify.yml", "-vvv",
+            extra_vars={
+                "notify_urls": [f"json://secalert:{token}@receiver:8080/fail"],
+                "notify_title": f"fail {marker}",
+                "notify_body": f"fail {marker}",
+            },
+        )
+    finally:
+        receiver.mode("ok")
+    assert run.returncode != 0
+    assert "json://secalert:****@receiver" in run.output
+    assert token not in run.output
+
+
+def test_no_token_in_the_ansible_output_of_a_converge(playbook, group_vars):
+    run = playbook.run("converge.yml", "-vvv")
+    assert run.returncode == 0, run.output
+    assert run.recap and {c["changed"] for c in run.recap.values()} == {0}, run.recap
+    assert group_vars["secalert_test_token"] not in run.output
+
+
+def test_no_token_in_world_readable_files_or_the_journal(hosts, group_vars):
+    token = group_vars["secalert_test_token"]
+    for name, host in hosts.items():
+        leaked = host.run(
+            "find /etc /opt /var /tmp /root /home /usr/local /run -xdev -type f -perm -004 "
+            "-size -20M -exec grep -lF %s {} + 2>/dev/null", token,
+        ).stdout.strip()
+        assert leaked == "", f"{name}: {leaked}"
+        journal = host.run("journalctl --no-pager -o cat | grep -cF %s", token)
+        assert journal.stdout.strip() == "0", f"{name}: token in the journal"
