@@ -167,7 +167,7 @@ def display_url(privacy_url):
     hidden = []
     scheme, sep, rest = masked.partition("://")
     if sep and scheme.lower() in GENERIC_SCHEMES and "/" in rest:
-        host, _, path = rest.partition("/")
+        host, _1, path = rest.partition("/")
         segments = path.split("/")
         hidden = [seg for seg in segments if len(seg) > MAX_PLAIN_SEGMENT]
         segments = ["****" if seg in hidden else seg for seg in segments]

@@ -105,6 +105,8 @@ seealso:
   - name: Apprise URLs of each service
     description: The URL format of every service Apprise supports.
     link: https://github.com/caronc/apprise/wiki
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
@@ -112,9 +114,10 @@ attributes:
   diff_mode:
     support: none
   platform:
+    support: full
     platforms: posix
 author:
-  - secalert.alerting contributors
+  - secalert.alerting developers (@secalert)
 """
 
 EXAMPLES = r"""

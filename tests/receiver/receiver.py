@@ -301,7 +301,7 @@ class _Handler(BaseHTTPRequestHandler):
         """The request body, bounded by MAX_BODY; None when it is too large."""
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             chunks, total = [], 0
-            for _ in range(100000):
+            for _1 in range(100000):
                 size = int(self.rfile.readline(MAX_LINE).split(b";")[0].strip() or b"0", 16)
                 if size == 0:
                     self.rfile.readline(MAX_LINE)
@@ -505,12 +505,12 @@ class SMTPHandler(socketserver.StreamRequestHandler):
         mail_from, rcpts = None, []
         try:
             self._reply("220 receiver ESMTP secalert test receiver")
-            for _ in range(MAX_SMTP_COMMANDS):
+            for _1 in range(MAX_SMTP_COMMANDS):
                 line = self.rfile.readline(MAX_LINE)
                 if not line:
                     return
                 command = _text(line).strip()
-                verb, _, arg = command.partition(" ")
+                verb, _1, arg = command.partition(" ")
                 verb = verb.upper()
                 if verb == "EHLO":
                     self._reply("250-receiver")

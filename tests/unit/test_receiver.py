@@ -64,7 +64,7 @@ JSON_BODY = json.dumps(
     ],
 )
 def test_http_channels_are_stored(rcv, content_type, body, channel, title, text, ntype):
-    status, _, answer = post(rcv.ports["http"], "/p/q", body, content_type)
+    status, _1, answer = post(rcv.ports["http"], "/p/q", body, content_type)
     assert status == 200
     (msg,) = rcv.store.select()
     assert json.loads(answer)["id"] == msg["id"]
@@ -83,7 +83,8 @@ def test_multipart_form_with_attachment(rcv):
         f"--{boundary}\r\nContent-Disposition: form-data; name=\"file01\"; filename=\"a.txt\""
         f"\r\nContent-Type: text/plain\r\n\r\nhello\r\n--{boundary}--\r\n"
     )
-    status, _, _ = post(rcv.ports["http"], "/f", body, f"multipart/form-data; boundary={boundary}")
+    content_type = f"multipart/form-data; boundary={boundary}"
+    status, _1, _2 = post(rcv.ports["http"], "/f", body, content_type)
     assert status == 200
     (msg,) = rcv.store.select()
     assert (msg["channel"], msg["title"], msg["body"], msg["type"]) == ("form", "T", "M", "warning")
@@ -125,7 +126,7 @@ def test_smtp_offers_no_auth_and_no_tls(rcv):
 )
 def test_error_modes_answer_and_store_nothing(rcv, mode, status, header):
     rcv.set_mode(mode, retry_after=7)
-    got, headers, _ = post(rcv.ports["http"], "/x", JSON_BODY, "application/json")
+    got, headers, _1 = post(rcv.ports["http"], "/x", JSON_BODY, "application/json")
     assert got == status
     if header:
         assert headers[header[0]] == header[1]
@@ -135,7 +136,7 @@ def test_error_modes_answer_and_store_nothing(rcv, mode, status, header):
 
 def test_slow_mode_answers_200_and_stores(rcv):
     rcv.set_mode("slow", delay=0.2)
-    status, _, _ = post(rcv.ports["http"], "/slow", JSON_BODY, "application/json")
+    status, _1, _2 = post(rcv.ports["http"], "/slow", JSON_BODY, "application/json")
     assert status == 200
     assert [m["path"] for m in rcv.store.select()] == ["/slow"]
 
@@ -190,6 +191,6 @@ def test_cli_rejects_unknown_mode(rcv, capsys):
 
 
 def test_control_rejects_bad_mode_request(rcv):
-    status, _, answer = post(rcv.ports["control"], "/mode", '{"mode": "nope"}', "application/json")
+    status, _1, answer = post(rcv.ports["control"], "/mode", '{"mode": "nope"}', "application/json")
     assert status == 400
     assert "mode must be one of" in json.loads(answer)["error"]

@@ -109,7 +109,7 @@ urls:
 def test_load_targets_config_and_tags(tmp_path, tag, paths):
     config = tmp_path / "apprise.yml"
     config.write_text(CONFIG)
-    targets, _ = an.load_targets(apprise, config=str(config), tag=tag)
+    targets, _1 = an.load_targets(apprise, config=str(config), tag=tag)
     assert sorted(t.masked.split(":9")[1] for t in targets) == sorted(paths)
     assert {t.source for t in targets} == {"config"}
 

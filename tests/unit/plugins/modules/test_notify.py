@@ -66,7 +66,7 @@ def run(args, capsys):
     ],
 )
 def test_sends_title_body_type(rcv, capsys, channel, body_format, body, expected_body):
-    code, result, _ = run(
+    code, result, _1 = run(
         {
             "urls": [urls(rcv)[channel]],
             "title": "Title " + channel,
@@ -93,7 +93,7 @@ def test_sends_title_body_type(rcv, capsys, channel, body_format, body, expected
 def test_attachment_reaches_receiver(rcv, capsys, tmp_path):
     report = tmp_path / "report.txt"
     report.write_text("attached text")
-    code, result, _ = run(
+    code, result, _1 = run(
         {"urls": [urls(rcv)["json"]], "body": "b", "attachments": [str(report)]}, capsys
     )
     assert code == 0
@@ -103,7 +103,7 @@ def test_attachment_reaches_receiver(rcv, capsys, tmp_path):
 
 
 def test_check_mode_sends_nothing(rcv, capsys):
-    code, result, _ = run(
+    code, result, _1 = run(
         {"urls": [urls(rcv)["json"], urls(rcv)["mailto"]], "title": "T", "body": "B",
          "_ansible_check_mode": True},
         capsys,
@@ -196,7 +196,7 @@ def test_config_with_tag(rcv, capsys, tmp_path, tag, channels):
     args = {"config": str(config), "title": "Cfg", "body": "B", "notify_type": "failure"}
     if tag:
         args["tag"] = tag
-    code, result, _ = run(args, capsys)
+    code, result, _1 = run(args, capsys)
     assert code == 0
     assert result["total"] == len(channels)
     got = sorted((m["channel"], m["path"]) for m in rcv.store.select())
@@ -239,7 +239,7 @@ def test_missing_apprise(rcv, capsys, monkeypatch):
     monkeypatch.setattr(
         notify, "import_apprise", lambda venv: (None, "ModuleNotFoundError: apprise")
     )
-    code, result, _ = run({"urls": ["json://127.0.0.1:9/x"], "body": "B"}, capsys)
+    code, result, _1 = run({"urls": ["json://127.0.0.1:9/x"], "body": "B"}, capsys)
     assert code == 1
     assert result["msg"].startswith("Failed to import the required Python library (apprise)")
     assert result["failed"] is True

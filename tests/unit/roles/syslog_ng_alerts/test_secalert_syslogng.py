@@ -122,7 +122,7 @@ class Driver:
         return code
 
     def run(self, seconds, step=1.0):
-        for _ in range(int(seconds / step)):
+        for _1 in range(int(seconds / step)):
             self.cycle()
             self.clock.now += step
 
@@ -139,7 +139,7 @@ def _records():
 
 
 def delivered(dest, target="a"):
-    return sum(n for t, n, _, _ in dest.sent if t == target)
+    return sum(n for t, n, _1, _2 in dest.sent if t == target)
 
 
 def test_send_only_queues_and_flush_sends_one_digest(clock):
@@ -160,7 +160,7 @@ def test_single_event_is_sent_as_itself(clock):
     drv = Driver(dest, clock)
     drv.log(syslogng.LogMessage("@everyone **x**", HOST="h", PROGRAM="p", SEV="high"))
     drv.cycle()
-    ((_, _, title, body),) = dest.sent
+    ((_1, _2, title, body),) = dest.sent
     assert title == "h: p"
     assert "@everyone" not in body and "\\*\\*x\\*\\*" in body
 
@@ -170,7 +170,7 @@ def test_digest_is_truncated_with_and_n_more(clock):
     drv = Driver(dest, clock)
     drv.log(*(msg(i) for i in range(400)))
     drv.cycle()
-    ((_, count, _, body),) = dest.sent
+    ((_1, count, _2, body),) = dest.sent
     assert count == 400 and len(body) <= 500
     shown = body.count("• event")
     assert body.endswith(f"… and {400 - shown} more")
@@ -205,7 +205,7 @@ def test_return_codes_across_failures_lose_nothing(clock, script, seconds, expec
     assert delivered(dest) + dest.stats["dropped"] == 10
     if PERMANENT in script["a"]:
         assert dest.stats["dropped"] == 10
-        assert any("HTTP 404" in m for _, m in syslogng.Logger.records)
+        assert any("HTTP 404" in m for _1, m in syslogng.Logger.records)
 
 
 def test_events_arriving_during_outage_join_the_next_digest(clock):
@@ -250,8 +250,8 @@ def test_partial_failure_does_not_duplicate_for_the_target_that_succeeded(clock)
     drv.log(*(msg(i) for i in range(5, 8)))  # arrive while b is failing
     drv.run(20)
     assert drv.acked == 8
-    assert [n for t, n, _, _ in dest.sent if t == "a"] == [5, 3]
-    assert [n for t, n, _, _ in dest.sent if t == "b"] == [8]
+    assert [n for t, n, _1, _2 in dest.sent if t == "a"] == [5, 3]
+    assert [n for t, n, _1, _2 in dest.sent if t == "b"] == [8]
 
 
 def test_permanent_error_reported_once_per_interval(clock):
@@ -261,7 +261,7 @@ def test_permanent_error_reported_once_per_interval(clock):
         drv.log(msg(i))
         drv.run(1)
     assert drv.acked == 100 and dest.stats["dropped"] == 100
-    reports = [m for _, m in syslogng.Logger.records if "no valid Apprise target" in m]
+    reports = [m for _1, m in syslogng.Logger.records if "no valid Apprise target" in m]
     assert len(reports) == 2  # at 0 s and 60 s
     assert "59 more event(s)" in reports[1]
 
@@ -282,7 +282,7 @@ def test_bad_options_fall_back_to_defaults_and_are_reported(clock):
     dest = mod.AppriseDestination()
     assert dest.init({"rate_limit": "not a number", "venv": ""}) is True
     assert dest.rate_limit == 5
-    assert any("rate_limit" in m for _, m in syslogng.Logger.records)
+    assert any("rate_limit" in m for _1, m in syslogng.Logger.records)
     assert dest.send(msg(1)) == mod.QUEUED
 
 
@@ -384,8 +384,8 @@ def test_real_apprise_json_outage_then_recovery(tmp_path, receiver, clock):
     (got,) = receiver.got
     assert got["title"] == "3 events: h"
     assert got["message"].count("ev ") == 3 and "@everyone" not in got["message"]
-    assert [m for _, m in syslogng.Logger.records if "HTTP 500" in m]
-    assert [m for _, m in syslogng.Logger.records if "HTTP 429" in m]
+    assert [m for _1, m in syslogng.Logger.records if "HTTP 500" in m]
+    assert [m for _1, m in syslogng.Logger.records if "HTTP 429" in m]
 
 
 def test_real_apprise_receiver_down(tmp_path, clock):
