@@ -55,8 +55,10 @@ build:
 
 molecule: $(addprefix molecule-,$(SCENARIOS))
 
+# Molecule destroys the scenario after a failure; the trap also cleans up after Ctrl-C.
 $(addprefix molecule-,$(SCENARIOS)): molecule-%:
-	molecule test -s $*
+	trap 'tests/harness/cleanup $*; exit 130' INT TERM; \
+	molecule test -s $* || { tests/harness/cleanup $*; exit 1; }
 
 clean:
 	tests/harness/cleanup
