@@ -31,7 +31,6 @@ Exit status (Apprise's own codes where they exist, sysexits(3) for the rest):
 
 import argparse
 import json
-import os
 import signal
 import sys
 
