@@ -71,6 +71,8 @@ _TYPES = {
     "err": "failure",
     "alert": "failure",
     "emerg": "failure",
+    "emergency": "failure",
+    "debug": "info",
 }
 _TYPE_RANK = {"success": 0, "info": 1, "warning": 2, "failure": 3}
 
@@ -107,6 +109,15 @@ class RateLimiter:
         self.limit = max(1, limit)
         self.period = max(0.0, period)
         self.sent = []
+        self.lock = threading.Lock()
+
+    def take(self, now):
+        """Record a send and return True if one is allowed now (atomic)."""
+        with self.lock:
+            if not self.ready(now):
+                return False
+            self.record(now)
+            return True
 
     def _trim(self, now):
         while self.sent and self.sent[0] <= now - self.period:
@@ -124,6 +135,21 @@ class RateLimiter:
 
     def record(self, now):
         self.sent.append(now)
+
+
+# One limiter per (target, limit, period) for the whole syslog-ng process: several
+# apprise() destinations (one per tag set) that reach the same service share its budget.
+_LIMITERS = {}
+_LIMITERS_LOCK = threading.Lock()
+
+
+def shared_limiter(key, limit, period):
+    """The process-wide limiter of one target for these settings."""
+    with _LIMITERS_LOCK:
+        limiter = _LIMITERS.get((key, limit, period))
+        if limiter is None:
+            limiter = _LIMITERS[(key, limit, period)] = RateLimiter(limit, period)
+        return limiter
 
 
 class Target:
@@ -269,8 +295,9 @@ class AppriseDestination(_Base):
             if _value(msg, "PROGRAM") == b"syslog-ng":
                 self.stats["ignored"] += 1
                 return SUCCESS  # never alert about syslog-ng's own (or our) messages
+            # LogTemplate.format() returns str on some versions, bytes on others.
             title, body, ntype = (
-                t if isinstance(t, bytes) else t.format(msg) for t in self.templates
+                _as_bytes(t if isinstance(t, bytes) else t.format(msg)) for t in self.templates
             )
             self.batch.append((title, body, ntype, hash((title, body))))
             self.stats["queued"] += 1
@@ -315,11 +342,10 @@ class AppriseDestination(_Base):
             part = batch[target.skip(batch) :]
             if not part:
                 continue
-            if now < target.not_before or not target.limiter.ready(now):
+            if now < target.not_before or not target.limiter.take(now):
                 wait = max(target.not_before, target.limiter.next_free(now))
                 pending_until = wait if pending_until is None else min(pending_until, wait)
                 continue
-            target.limiter.record(now)
             outcome, code = self._notify(target, part)
             now = self.clock()
             if outcome == OK:
@@ -401,7 +427,7 @@ class AppriseDestination(_Base):
                 key,
                 server,
                 _server_name(server),
-                RateLimiter(self.rate_limit, self.rate_period),
+                shared_limiter(key, self.rate_limit, self.rate_period),
             )
             target.server = server
             self.targets[key] = target
@@ -500,6 +526,12 @@ class AppriseDestination(_Base):
         except Exception:  # noqa: BLE001, S110 - fall back to stderr below
             pass
         print(message, file=sys.stderr)
+
+
+def _as_bytes(value):
+    if isinstance(value, bytes):
+        return value
+    return str(value).encode("utf-8", "surrogateescape")
 
 
 def _value(msg, name):
