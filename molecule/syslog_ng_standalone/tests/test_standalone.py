@@ -1,0 +1,163 @@
+"""syslog_ng_alerts standalone: each preset end to end, non-matching events, rollback."""
+
+import json
+
+import pytest
+
+CONF = "/etc/syslog-ng/conf.d/secalert.conf"
+
+
+def sudo_event(marker, severity="critical", decision="accept"):
+    return json.dumps(
+        {"schema": 1, "type": "sudo", "user": "alice", "command": "/usr/sbin/visudo",
+         "runas_user": "root", "decision": decision, "rule": "sensitive-editor",
+         "severity": severity, "tags": ["sudo", "sudo-sensitive"], "tty": "pts/0",
+         "cwd": f"/home/{marker}"},
+        separators=(",", ":"),
+    )
+
+
+# (case, program, priority, message, title, body, notify type); {m} = marker, {h} = host
+PRESET_EVENTS = [
+    ("sudo_events", "secalert-sudo", "authpriv.crit", None,
+     "sudo accept on {h}: alice ran /usr/sbin/visudo",
+     "alice ran /usr/sbin/visudo as root on {h} (tty pts/0, cwd /home/{m}): "
+     "accept by rule sensitive-editor, critical", "failure"),
+    ("sudo_log", "sudo", "authpriv.notice",
+     "alice : TTY=pts/0 ; PWD=/home/{m} ; USER=root ; COMMAND=/usr/bin/id",
+     "sudo on {h}", "{msg}", "info"),
+    ("sudo_log_refused", "sudo", "authpriv.alert",
+     "alice : 3 incorrect password attempts ; TTY=pts/0 ; PWD=/home/{m} ; USER=root ; "
+     "COMMAND=/usr/bin/id", "sudo on {h}", "{msg}", "failure"),
+    ("ssh_failed", "sshd", "auth.info",
+     "Failed password for invalid user {m} from 192.0.2.1 port 4242 ssh2",
+     "SSH login failure on {h}", "{msg}", "warning"),
+    ("ssh_invalid_debian13", "sshd-session", "auth.info",
+     "Invalid user {m} from 192.0.2.1 port 4242", "SSH login failure on {h}", "{msg}",
+     "warning"),
+    ("root_login_ssh", "sshd", "auth.info",
+     "Accepted publickey for root from 192.0.2.1 port 4242 ssh2: ED25519 SHA256:{m}",
+     "root login on {h}", "sshd: {msg}", "failure"),
+    ("root_login_su", "su", "auth.notice", "(to root) {m} on pts/0",
+     "root login on {h}", "su: {msg}", "failure"),
+    ("accounts", "useradd", "authpriv.info",
+     "new user: name={m}, UID=1001, GID=1001, home=/home/{m}, shell=/bin/sh, from=none",
+     "account change on {h}", "useradd: {msg}", "warning"),
+    ("user_rule", "secalert-outage", "user.notice", "user rule {m}",
+     "outage test on {h}", "{msg}", "warning"),
+]
+
+# Events no rule matches: they must never arrive.
+UNMATCHED_EVENTS = [
+    ("sshd", "auth.info", "Accepted publickey for alice from 192.0.2.1 port 4242 ssh2: {m}"),
+    ("sshd", "auth.info", "Connection closed by 192.0.2.1 port 4242 {m}"),
+    ("secalert-sudo", "authpriv.info", None),  # routine sudo event: logged, not alerted
+    ("sudo", "authpriv.info", "pam_unix(sudo:session): session opened for user root {m}"),
+    ("myapp", "user.err", "COMMAND=/bin/rm -rf / Failed password for root {m}"),
+    # syslog-ng's own messages (internal()) never alert, whatever they say
+    ("syslog-ng", "syslog.err", "Failed password for invalid user {m} from 192.0.2.1"),
+]
+
+
+def logger(host, program, priority, message):
+    host.check_output(
+        "logger -t %s -p %s -- %s", program, priority, message
+    )
+
+
+def diagnostics(host):
+    return "\n".join([
+        host.run("journalctl -u syslog-ng --no-pager -n 40").stdout,
+        host.run("grep -F 'secalert apprise' /var/log/syslog | tail -n 20").stdout,
+        host.run("cat %s", CONF).stdout,
+    ])
+
+
+def hostname(host):
+    return host.check_output("hostname")
+
+
+@pytest.mark.parametrize("case", PRESET_EVENTS, ids=[c[0] for c in PRESET_EVENTS])
+def test_preset_event_arrives_with_title_body_and_type(hosts, receiver, marker, case):
+    _name, program, priority, message, title, body, ntype = case
+    for host in hosts.values():
+        if message is None:
+            text = sudo_event(marker)
+        else:
+            text = message.format(m=marker, h=hostname(host))
+        logger(host, program, priority, text)
+    got = receiver.messages(contains=marker, channel="json", wait=40, count=len(hosts))
+    names = {hostname(h): h for h in hosts.values()}
+    arrived = {m["title"] for m in got}
+    expected = {title.format(m=marker, h=name) for name in names}
+    assert arrived == expected, "\n".join(diagnostics(h) for h in hosts.values())
+    for message_ in got:
+        name = next(n for n in names if message_["title"] == title.format(m=marker, h=n))
+        text = sudo_event(marker) if message is None else message.format(m=marker, h=name)
+        assert message_["body"] == body.format(m=marker, h=name, msg=text)
+        assert message_["type"] == ntype
+        assert message_["path"] == ("/outage" if case[0] == "user_rule" else "/alerts")
+
+
+def test_events_that_match_no_rule_do_not_arrive(hosts, receiver, marker):
+    quiet = f"quiet-{marker}"
+    for host in hosts.values():
+        for program, priority, message in UNMATCHED_EVENTS:
+            text = (sudo_event(quiet, severity="info") if message is None
+                    else message.format(m=quiet))
+            logger(host, program, priority, text)
+        # A matching event sent after them: once it arrived, they were all processed.
+        logger(host, "sshd", "auth.info", f"Invalid user {marker} from 192.0.2.1 port 1")
+    got = receiver.messages(contains=marker, wait=40, count=len(hosts))
+    assert len(got) >= len(hosts), "\n".join(diagnostics(h) for h in hosts.values())
+    leaked = [m for m in got if quiet in m["raw"] or quiet in (m["body"] or "")]
+    assert leaked == []
+
+
+def test_files_are_root_owned_and_not_writable_by_others(hosts):
+    for name, host in hosts.items():
+        for path, mode in [
+            (CONF, 0o644),
+            ("/etc/syslog-ng/secalert/apprise.conf", 0o644),
+            ("/etc/syslog-ng/python/secalert_syslogng.py", 0o644),
+        ]:
+            f = host.file(path)
+            assert (f.user, f.group, f.mode) == ("root", "root", mode), f"{name}: {path}"
+        writable = host.check_output(
+            "find /etc/syslog-ng /etc/syslog-ng/python -perm /022 ! -type l -printf '%p\\n'"
+        )
+        assert writable == "", f"{name}: {writable}"
+        backups = host.check_output("find /etc/syslog-ng -name '*~'")
+        assert backups == "", f"{name}: backups left behind: {backups}"
+
+
+def test_no_url_or_token_in_any_syslog_ng_file_or_log(hosts, group_vars):
+    token = group_vars["secalert_test_token"]
+    for name, host in hosts.items():
+        assert host.run("grep -rlF %s /etc/syslog-ng /var/log", token).stdout == "", name
+        assert host.run("grep -rlE '[a-z]+://' /etc/syslog-ng/conf.d").stdout == "", name
+
+
+def test_refused_configuration_is_rolled_back(hosts, playbook, receiver, marker):
+    before = {name: host.file(CONF).sha256sum for name, host in hosts.items()}
+    pids = {name: host.check_output("systemctl show -p MainPID --value syslog-ng")
+            for name, host in hosts.items()}
+    broken = [{"name": "broken", "filter": "program('sshd' and", "tags": ["secalert"]}]
+    run = playbook.run("converge.yml", extra_vars={"syslog_ng_alerts_rules": broken})
+    assert run.returncode != 0, run.output
+    assert "refused and the last good one restored" in run.output, run.output
+    for name, host in hosts.items():
+        assert host.file(CONF).sha256sum == before[name], name
+        assert host.check_output("systemctl show -p MainPID --value syslog-ng") == pids[name]
+        assert host.check_output("find /etc/syslog-ng -name '*~'") == "", name
+        assert host.run("syslog-ng --syntax-only").rc == 0, name
+        logger(host, "sshd", "auth.info", f"Invalid user {marker} from 192.0.2.1 port 2")
+    got = receiver.messages(contains=marker, wait=40, count=len(hosts))
+    assert len(got) == len(hosts)
+
+
+def test_second_converge_changes_nothing_and_shows_no_token(playbook, group_vars):
+    run = playbook.run("converge.yml", "-vvv")
+    assert run.returncode == 0, run.output
+    assert run.recap and {c["changed"] for c in run.recap.values()} == {0}, run.recap
+    assert group_vars["secalert_test_token"] not in run.output

@@ -1,0 +1,97 @@
+"""Outage: HTTP 500, then 429, then the receiver down, syslog-ng restarted in between,
+then recovery. Every event sent meanwhile is accounted for in what arrives, counted
+event by event inside the digests (not by notifications)."""
+
+import re
+import time
+
+PER_PHASE = 10
+DIGEST_TITLE = re.compile(r"^(\d+) events: ")
+
+
+def wait_until(predicate, timeout, interval=1.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def send(hosts, marker, phase):
+    for name, host in hosts.items():
+        host.check_output(
+            "for i in $(seq 1 %s); do logger -t secalert-outage -- "
+            "\"ev %s %s $i\"; done", str(PER_PHASE), f"{marker}-{phase}", name,
+        )
+
+
+def accounted(messages, marker, name):
+    """(events counted in titles, distinct events listed in bodies) for one host."""
+    counted, listed = 0, set()
+    for message in messages:
+        if name not in message["title"]:
+            continue
+        match = DIGEST_TITLE.match(message["title"])
+        counted += int(match.group(1)) if match else 1
+        listed.update(re.findall(rf"ev ({re.escape(marker)}-\w+ \S+ \d+)", message["body"]))
+    return counted, listed
+
+
+def test_outage_500_429_down_restart_then_recovery_loses_nothing(hosts, receiver, marker,
+                                                                  group_vars):
+    receiver.reset()
+    try:
+        receiver.mode("500")
+        send(hosts, marker, "p500")
+        assert wait_until(lambda: receiver.stats()["http"].get("500", 0) >= len(hosts), 60)
+
+        receiver.mode("429")
+        send(hosts, marker, "p429")
+        assert wait_until(lambda: receiver.stats()["http"].get("429", 0) >= len(hosts), 60)
+
+        receiver.mode("down")
+        send(hosts, marker, "pdown")
+        # Not an assertion: give each host a chance to meet the closed port.
+        for host in hosts.values():
+            wait_until(lambda h=host: "transient (HTTP -)" in h.run(
+                "grep -F 'secalert apprise(outage)' /var/log/syslog | tail -n 5").stdout, 20)
+        for host in hosts.values():
+            host.check_output("systemctl restart syslog-ng")
+        send(hosts, marker, "prestart")
+        assert receiver.messages(contains=marker) == []
+    finally:
+        receiver.mode("ok")
+
+    expected = {f"{marker}-{phase} {name} {i}"
+                for name in hosts
+                for phase in ("p500", "p429", "pdown", "prestart")
+                for i in range(1, PER_PHASE + 1)}
+    host_names = {name: hosts[name].check_output("hostname") for name in hosts}
+
+    def complete():
+        got = receiver.messages(contains=marker)
+        return all(accounted(got, marker, host_names[n])[1] >= expected_of(n) for n in hosts)
+
+    def expected_of(name):
+        return {e for e in expected if f" {name} " in e}
+
+    done = wait_until(complete, 120, interval=2)
+    got = receiver.messages(contains=marker)
+    for name, host in hosts.items():
+        mine = {e for e in expected if f" {name} " in e}
+        counted, listed = accounted(got, marker, host_names[name])
+        print(f"{name}: {len(mine)} sent, {counted} counted in "
+              f"{sum(host_names[name] in m['title'] for m in got)} notification(s), "
+              f"{len(listed & mine)} listed")
+        assert listed >= mine, (
+            f"{name}: lost {sorted(mine - listed)}\n"
+            + host.run("grep -F 'secalert apprise' /var/log/syslog | tail -n 30").stdout
+            + host.run("journalctl -u syslog-ng --no-pager -n 30").stdout
+        )
+        assert counted >= len(mine)
+        # The reports name the target without its token.
+        log = host.run("grep -F 'secalert apprise(outage)' /var/log/syslog").stdout
+        assert "HTTP 500" in log and "rate-limited" in log, log
+        assert group_vars["secalert_test_token"] not in log
+    assert done
