@@ -1,0 +1,128 @@
+"""Rules: first match wins, every matcher, the shipped defaults, config validation."""
+
+import pytest
+import secalert_sudo_audit as p
+
+DEFAULTS = p.compile_rules(p.DEFAULT_RULES)
+
+
+def ev(decision="accept", command="/usr/bin/id", args=(), user="alice", runas="root"):
+    return {"decision": decision, "command": command, "args": list(args), "user": user,
+            "runas_user": runas}
+
+
+@pytest.mark.parametrize("event, rule", [
+    (ev(), "routine"),
+    (ev(command="/usr/bin/bash"), "shell"),
+    (ev(command="/bin/sh", args=["-c", "id"]), "shell"),
+    (ev(command="/usr/bin/su", args=["-"]), "shell"),
+    (ev(command="/usr/sbin/visudo"), "sensitive-editor"),
+    (ev(command="sudoedit", args=["/etc/hosts"]), "sensitive-editor"),
+    (ev(command="/usr/bin/vi", args=["/etc/sudoers"]), "sensitive-file"),
+    (ev(command="/usr/bin/tee", args=["/etc/sudoers.d/evil"]), "sensitive-file"),
+    (ev(command="/usr/bin/cat", args=["/etc/shadow"]), "sensitive-file"),
+    (ev(command="/usr/bin/cp", args=["x", "/etc/passwd"]), "sensitive-file"),
+    (ev(command="/usr/bin/cat", args=["/etc/hosts"]), "routine"),
+    (ev(decision="reject", command="/usr/bin/cat"), "denied"),
+    (ev(decision="error", command="/usr/bin/bash"), "denied"),
+    (ev(decision="close"), "exit"),
+    # first match wins: a rejected shell is "denied", not "shell"
+    (ev(decision="reject", command="/bin/bash"), "denied"),
+])
+def test_default_rules(event, rule):
+    assert p.match_rule(DEFAULTS, event)["name"] == rule
+
+
+def test_default_severities():
+    sev = {r["name"]: r["severity"] for r in DEFAULTS}
+    assert sev["denied"] == sev["sensitive-file"] == sev["sensitive-editor"] == "critical"
+    assert sev["shell"] == "warning"
+    assert sev["routine"] == "info"
+
+
+CUSTOM = p.compile_rules([
+    {"name": "ignore-backup", "match": {"user": "backup*", "command": "/usr/bin/rsync"},
+     "action": "ignore"},
+    {"name": "dba", "match": {"group": ["dba"], "runas_user": "postgres"},
+     "severity": "notice", "tags": ["db"]},
+    {"name": "rm-rf", "match": {"args": r"(^|\s)-[a-zA-Z]*r[a-zA-Z]*f|-fr\b",
+                                "decision": ["accept"]},
+     "severity": "critical", "tags": ["sudo", "danger"]},
+    {"name": "to-anyone", "match": {"runas_user": ["!root", "[!r]*"]}, "severity": "warning"},
+])
+
+
+@pytest.mark.parametrize("event, groups, rule", [
+    (ev(user="backup1", command="/usr/bin/rsync"), [], "ignore-backup"),
+    (ev(user="alice", command="/usr/bin/rsync"), [], None),
+    (ev(runas="postgres", command="/usr/bin/psql"), ["alice", "dba"], "dba"),
+    (ev(runas="postgres", command="/usr/bin/psql"), ["alice"], "to-anyone"),
+    (ev(command="/bin/rm", args=["-rf", "/"]), [], "rm-rf"),
+    (ev(command="/bin/rm", args=["-fr", "/"]), [], "rm-rf"),
+    (ev(command="/bin/rm", args=["-f", "x"]), [], None),
+    (ev(decision="reject", command="/bin/rm", args=["-rf", "/"]), [], None),
+])
+def test_custom_rules(event, groups, rule):
+    found = p.match_rule(CUSTOM, event, lambda: groups)
+    assert (found["name"] if found else None) == rule
+
+
+def test_group_lookup_only_when_needed():
+    calls = []
+
+    def groups():
+        calls.append(1)
+        return ["dba"]
+
+    p.match_rule(p.compile_rules([{"match": {"user": "bob"}}]), ev(), groups)
+    assert calls == []
+    p.match_rule(p.compile_rules([{"match": {"group": "dba"}}]), ev(), groups)
+    assert calls == [1]
+
+
+@pytest.mark.parametrize("rules, message", [
+    ("nope", "must be a list"),
+    ([1], "must be an object"),
+    ([{"match": {"colour": "red"}}], "match keys"),
+    ([{"action": "page"}], "alert or ignore"),
+    ([{"severity": "meh"}], "severity"),
+    ([{"tags": ["ok", "bad tag"]}], "invalid tag"),
+    ([{"tags": 5}], "tags must be"),
+    ([{"match": {"decision": "approve"}}], "unknown decision"),
+    ([{"match": {"args": "("}}], "match.args"),
+    ([{"match": {"args": ["x"]}}], "regular expression"),
+    ([{"match": {"user": [1]}}], "match.user"),
+    ([{"when": "always"}], "unknown keys"),
+])
+def test_invalid_rules(rules, message):
+    with pytest.raises(p.ConfigError, match=message):
+        p.compile_rules(rules)
+
+
+@pytest.mark.parametrize("raw, message", [
+    ("", "not valid JSON"),
+    ("[]", "JSON object"),
+    ('{"delivery": "pigeon"}', "delivery"),
+    ('{"colour": 1}', "unknown setting colour"),
+    ('{"syslog": {"facility": "authpriv2"}}', "facility"),
+    ('{"syslog": "authpriv"}', "must be an object"),
+    ('{"fail_closed": "yes"}', "true or false"),
+    ('{"limits": {"arg_chars": 0}}', "positive integer"),
+    ('{"direct": {"python": "python3"}}', "absolute path"),
+    ('{"direct": {"min_severity": "loud"}}', "min_severity"),
+    ('{"rules": [{"action": "x"}]}', "alert or ignore"),
+    ("\udcff".encode("utf-8", "surrogateescape").decode("latin-1"), "not valid JSON"),
+])
+def test_invalid_config(write_config, raw, message):
+    path = write_config(raw=raw)
+    with pytest.raises(p.ConfigError, match=message):
+        p.load_settings(path)
+
+
+def test_config_rules_come_before_defaults(write_config):
+    path = write_config({"rules": [{"name": "mine", "match": {"command": "/usr/bin/id"},
+                                    "action": "ignore"}]})
+    rules = p.load_settings(path)["compiled_rules"]
+    assert [r["name"] for r in rules][:2] == ["mine", "denied"]
+    path = write_config({"include_default_rules": False, "rules": [{"name": "only"}]})
+    assert [r["name"] for r in p.load_settings(path)["compiled_rules"]] == ["only"]
