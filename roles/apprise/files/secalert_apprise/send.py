@@ -163,25 +163,35 @@ def _status(result):
     return EXIT_OK if result else EXIT_FAILED
 
 
+class SetupError(Exception):
+    """Sending is impossible (no Apprise, no usable config); carries the exit status."""
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+
+
 def build_apprise(config_path):
-    """Return an Apprise object loaded from ``config_path`` or raise (code, message)."""
+    """Return ``(apprise module, Apprise object)`` loaded from ``config_path``.
+
+    Raises SetupError when Apprise is missing or the config is unreadable or empty.
+    """
     try:
         import apprise
     except ImportError as exc:
-        raise SystemExit(_fail(EXIT_UNAVAILABLE, f"apprise is not importable: {exc}")) from None
+        raise SetupError(EXIT_UNAVAILABLE, f"apprise is not importable: {exc}") from None
     try:
         with open(config_path, "rb"):
             pass
     except OSError as exc:
-        raise SystemExit(_fail(EXIT_CONFIG, f"cannot read {config_path}: {exc.strerror}")) \
-            from None
+        raise SetupError(EXIT_CONFIG, f"cannot read {config_path}: {exc.strerror}") from None
     config = apprise.AppriseConfig()
     if not config.add(config_path):
-        raise SystemExit(_fail(EXIT_CONFIG, f"{config_path} is not a usable Apprise config"))
+        raise SetupError(EXIT_CONFIG, f"{config_path} is not a usable Apprise config")
     apobj = apprise.Apprise()
     apobj.add(config)
     if len(apobj) == 0:
-        raise SystemExit(_fail(EXIT_CONFIG, f"{config_path} defines no valid targets"))
+        raise SetupError(EXIT_CONFIG, f"{config_path} defines no valid targets")
     return apprise, apobj
 
 
@@ -197,7 +207,7 @@ def _on_alarm(signum, frame):
 def _prepare_process(timeout):
     """Undo what the sudo process leaves us: blocked signals, ignored SIGTERM."""
     try:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, range(1, signal.NSIG))
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signal.valid_signals())
     except (OSError, ValueError):
         pass
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -224,6 +234,8 @@ def main(argv=None):
     _prepare_process(args.timeout)
     try:
         return _run(args)
+    except SetupError as exc:
+        return _fail(exc.code, str(exc))
     except Timeout:
         return _fail(EXIT_TIMEOUT, f"gave up after {args.timeout} s")
     finally:
@@ -251,25 +263,31 @@ def _run(args):
         return EXIT_OK
 
     apprise, apobj = build_apprise(args.config)
-    worst = EXIT_OK
+    codes = []
     for event in events:
         title, body, kind = format_event(event)
-        tags = args.tag or [t for t in (event.get("tags") or []) if isinstance(t, str)] or [
-            "sudo"]
+        tags = args.tag or [t for t in (event.get("tags") or []) if isinstance(t, str)]
+        tags = tags or ["sudo"]
         result = apobj.notify(body=body, title=title, notify_type=kind, tag=tags,
                               body_format=apprise.NotifyFormat.TEXT)
         code = _status(result)
+        codes.append(code)
+        what = _field(event.get("decision") or event.get("type"), 16)
         if code == EXIT_NO_MATCH:
-            log("no Apprise target is tagged {} (event not sent)".format(
-                "/".join(_field(t, 64) for t in tags)), "warning")
+            log("no Apprise target is tagged {}: {} event not sent".format(
+                " or ".join(_field(t, 64) for t in tags), what), "warning")
         elif code != EXIT_OK:
-            log(f"delivery of a {_field(event.get('decision') or event.get('type'), 16)} "
-                f"event failed (status {code}, {len(result) if result else 0} targets tried)")
-        worst = max(worst, code) if worst != EXIT_FAILED else worst
-        if code == EXIT_FAILED:
-            worst = EXIT_FAILED
-    return worst
+            log(f"delivery of a {what} event failed (status {code})")
+    return aggregate(codes)
 
+
+def aggregate(codes):
+    """One exit status for several events: success only if all succeeded."""
+    if all(code == EXIT_OK for code in codes):
+        return EXIT_OK
+    if EXIT_FAILED in codes:
+        return EXIT_FAILED
+    return max(codes)
 
 if __name__ == "__main__":
     sys.exit(main())

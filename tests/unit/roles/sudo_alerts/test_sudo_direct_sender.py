@@ -1,0 +1,206 @@
+"""secalert_apprise.send against a real Apprise json:// target on 127.0.0.1."""
+
+import http.server
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+from secalert_apprise import send
+
+FILES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "roles", "apprise",
+                     "files")
+
+EVENT = {
+    "schema": 1, "type": "sudo", "time": "2026-11-26T14:26:16.032Z", "host": "web1",
+    "pid": 4242, "user": "alice", "uid": 1000, "tty": "/dev/pts/3", "cwd": "/home/alice",
+    "runas_user": "root", "runas_group": "root", "command": "/usr/bin/echo",
+    "args": ["@everyone", "<@123456>", "\\x1b[31mred", "**bold** [x](http://evil)",
+             "line\nbreak\x1b[2J", "A" * 5000],
+    "decision": "accept", "plugin": "sudoers_policy", "truncated": True,
+    "rule": "shell", "severity": "warning", "tags": ["sudo", "sudo-shell"],
+}
+
+
+class Receiver(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self):
+        self.received = []
+        super().__init__(("127.0.0.1", 0), Handler)
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.server.received.append((self.path, json.loads(body)))
+        self.send_response(500 if self.path.startswith("/fail") else 200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_receiver():
+    server = Receiver()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+@pytest.fixture
+def apprise_config(tmp_path, http_receiver):
+    port = http_receiver.server_address[1]
+
+    def write(targets):
+        lines = ["urls:"]
+        for path, tag in targets:
+            lines += [f"  - json://127.0.0.1:{port}{path}?token=s3cr3t:", f"    - tag: {tag}"]
+        config = tmp_path / "apprise.yml"
+        config.write_text("\n".join(lines) + "\n")
+        config.chmod(0o600)
+        return str(config)
+
+    return write
+
+
+@pytest.fixture(autouse=True)
+def logged(monkeypatch):
+    lines = []
+    monkeypatch.setattr(send, "log", lambda message, priority="err": lines.append(message))
+    # main() resets signal dispositions for the detached process: not in pytest's.
+    monkeypatch.setattr(send, "_prepare_process", lambda timeout: None)
+    return lines
+
+
+def run_main(monkeypatch, argv, stdin):
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
+    return send.main(argv)
+
+
+def event_line(**changes):
+    return (json.dumps(dict(EVENT, **changes)) + "\n").encode()
+
+
+def test_sends_safe_notification(monkeypatch, apprise_config, http_receiver, logged):
+    config = apprise_config([("/chat", "sudo-shell"), ("/pager", "pager")])
+    rc = run_main(monkeypatch, ["--config", config, "--tag", "sudo", "--tag", "sudo-shell"],
+                  event_line())
+    assert rc == send.EXIT_OK, logged
+    ((path, payload),) = http_receiver.received  # only the target with a matching tag
+    assert path.startswith("/chat")
+    title, body = payload["title"], payload["message"]
+    assert title == "[warning] sudo: alice ran /usr/bin/echo as root on web1"
+    assert payload["type"] == "warning"
+    assert "@\u200beveryone" in body and "<\u200b@" in body
+    assert "@everyone" not in body and "<@123456>" not in body
+    assert "\x1b" not in body and "\x1b" not in title
+    assert len(body) <= send.BODY_LIMIT and body.count("\n") < 15
+    assert "command: /usr/bin/echo" in body and "rule: shell" in body
+    assert "truncated at the source" in body
+    assert logged == []
+
+
+def test_tags_default_to_the_events_own(monkeypatch, apprise_config, http_receiver, logged):
+    config = apprise_config([("/chat", "sudo-denied"), ("/other", "other")])
+    rc = run_main(monkeypatch, ["--config", config],
+                  event_line(decision="reject", reason="command not allowed",
+                             tags=["sudo-denied"], severity="critical"))
+    assert rc == send.EXIT_OK
+    ((path, payload),) = http_receiver.received
+    assert path.startswith("/chat") and payload["type"] == "failure"
+    assert payload["title"].startswith("[critical] sudo: alice was denied /usr/bin/echo")
+    assert "reason: command not allowed" in payload["message"]
+
+
+@pytest.mark.parametrize("targets, tags, expected", [
+    ([("/chat", "chat")], ["sudo-shell"], send.EXIT_NO_MATCH),
+    ([("/fail", "sudo")], ["sudo"], send.EXIT_FAILED),
+])
+def test_delivery_problems(monkeypatch, apprise_config, logged, targets, tags, expected):
+    argv = ["--config", apprise_config(targets)] + [a for t in tags for a in ("--tag", t)]
+    assert run_main(monkeypatch, argv, event_line()) == expected
+    assert logged and all("s3cr3t" not in line and "127.0.0.1" not in line for line in logged)
+
+
+@pytest.mark.parametrize("stdin, expected", [
+    (b"", send.EXIT_DATAERR),
+    (b"not json\n", send.EXIT_DATAERR),
+    (b"[1, 2]\n", send.EXIT_DATAERR),
+    (b"\xff\xfe\n", send.EXIT_DATAERR),
+])
+def test_bad_input(monkeypatch, apprise_config, http_receiver, logged, stdin, expected):
+    config = apprise_config([("/chat", "sudo")])
+    assert run_main(monkeypatch, ["--config", config], stdin) == expected
+    assert http_receiver.received == []
+
+
+def test_config_problems(monkeypatch, tmp_path, logged):
+    missing = str(tmp_path / "nope.yml")
+    assert run_main(monkeypatch, ["--config", missing], event_line()) == send.EXIT_CONFIG
+    empty = tmp_path / "empty.yml"
+    empty.write_text("urls: []\n")
+    assert run_main(monkeypatch, ["--config", str(empty)], event_line()) == send.EXIT_CONFIG
+
+
+def test_apprise_missing(monkeypatch, apprise_config, logged):
+    monkeypatch.setitem(sys.modules, "apprise", None)
+    config = apprise_config([("/chat", "sudo")])
+    assert run_main(monkeypatch, ["--config", config], event_line()) == send.EXIT_UNAVAILABLE
+    assert "apprise is not importable" in logged[0]
+
+
+def test_several_events_and_surplus(monkeypatch, apprise_config, http_receiver, logged):
+    config = apprise_config([("/chat", "sudo")])
+    stdin = event_line() * (send.MAX_EVENTS + 3) + b"garbage\n"
+    assert run_main(monkeypatch, ["--config", config, "--tag", "sudo"], stdin) == 0
+    assert len(http_receiver.received) == send.MAX_EVENTS
+    assert "ignored 4 malformed or surplus input lines" in logged[0]
+
+
+@pytest.mark.parametrize("changes, title", [
+    ({"decision": "error", "reason": "x"}, "[warning] sudo: error for alice running"),
+    ({"decision": "close", "exit_status": 3}, "[warning] sudo: /usr/bin/echo by alice on web1 "
+                                              "ended (exit 3)"),
+    ({"decision": "close", "signal": 9}, "[warning] sudo: /usr/bin/echo by alice on web1 "
+                                         "ended (signal 9)"),
+    ({"type": "fault", "where": "config", "error": "ConfigError: x", "severity": "error"},
+     "[error] secalert sudo plugin fault on web1"),
+    ({"user": "@everyone\n**x**", "host": "<@1>"}, "[warning] sudo: @\u200beveryone **x** ran"),
+])
+def test_titles(changes, title):
+    got, body, _ = send.format_event(dict(EVENT, **changes))
+    assert got.startswith(title)
+    assert "\n" not in got and len(got) <= send.TITLE_LIMIT
+
+
+def test_dry_run_prints(monkeypatch, capsys):
+    assert run_main(monkeypatch, ["--config", "/nonexistent", "--dry-run"], event_line()) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["title"].startswith("[warning] sudo: alice ran")
+
+
+@pytest.mark.parametrize("codes, expected", [
+    ([0, 0], 0), ([0, 1, 3], 1), ([0, 3], 3), ([4, 5], 5), ([], 0),
+])
+def test_aggregate(codes, expected):
+    assert send.aggregate(codes) == expected
+
+
+def test_module_entry_point_and_exit_code(apprise_config, http_receiver):
+    config = apprise_config([("/chat", "sudo-shell")])
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": os.path.abspath(FILES)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "secalert_apprise.send", "--config", config, "--timeout", "20"],
+        input=event_line(), env=env, cwd="/", capture_output=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == b"" and proc.stderr == b""
+    assert len(http_receiver.received) == 1
