@@ -405,3 +405,42 @@ def test_real_apprise_no_target_for_tag(tmp_path, receiver, clock):
     drv.log(syslogng.LogMessage("x", HOST="h"))
     assert drv.cycle() == mod.SUCCESS and dest.stats["dropped"] == 1
     assert receiver.got == []
+
+
+def test_targets_share_one_limiter_per_settings():
+    key = "shared-test-target"
+    first = mod.shared_limiter(key, 2, 60.0)
+    assert mod.shared_limiter(key, 2, 60.0) is first
+    assert mod.shared_limiter(key, 3, 60.0) is not first
+    # Two destinations reaching the same target draw from the same budget.
+    assert first.take(10.0) and mod.shared_limiter(key, 2, 60.0).take(11.0)
+    assert not first.take(12.0)
+    assert first.next_free(12.0) == 70.0
+    assert first.take(70.0)
+
+
+@pytest.mark.parametrize(
+    "severity, expected",
+    [("emergency", "failure"), ("crit", "failure"), ("critical", "failure"),
+     ("err", "failure"), ("warning", "warning"), ("notice", "info"), ("info", "info"),
+     ("debug", "info"), ("nonsense", "warning")],
+)
+def test_syslog_severities_map_to_notify_types(clock, severity, expected):
+    dest = make_dest(clock)
+    drv = Driver(dest, clock)
+    drv.log(syslogng.LogMessage("x", HOST="h1", PROGRAM="p", SEV=severity))
+    assert drv.cycle() == mod.SUCCESS
+    target = next(iter(dest.targets.values()))
+    assert dest._render(target, [(b"t", b"b", severity.encode(), 0)])[2] == expected
+
+
+def test_templates_that_format_to_str_are_accepted(clock, monkeypatch):
+    # syslog-ng 3.38's LogTemplate.format() returns str, 4.x bytes.
+    original = syslogng.LogTemplate.format
+    monkeypatch.setattr(syslogng.LogTemplate, "format",
+                        lambda self, *a, **k: original(self, *a, **k).decode())
+    dest = make_dest(clock)
+    drv = Driver(dest, clock)
+    drv.log(msg(1))
+    assert drv.cycle() == mod.SUCCESS
+    assert dest.sent == [("a", 1, "h1: sudo", "event 1")]
