@@ -60,6 +60,7 @@ DEFAULT_SOCKET = "/dev/log"
 DEFAULT_DROP_COUNTER = "/run/secalert/sudo-drops"
 DEFAULT_PYTHON = "/opt/secalert/venv/bin/python"
 DEFAULT_APPRISE_CONFIG = "/etc/secalert/apprise.yml"
+SENDER_NICENESS = 10  # the detached sender yields the CPU to sudo and the command
 TRUSTED_UID = 0  # owner the config file must have (unit tests run as someone else)
 
 FACILITIES = {
@@ -470,6 +471,12 @@ def spawn_sender(argv, payload):
         os.close(rfd)
         if wfd is not None:
             os.close(wfd)
+    try:
+        # Python and Apprise take a few hundred ms of CPU to start: let sudo and the
+        # command it runs go first on a busy host.
+        os.setpriority(os.PRIO_PROCESS, proc.pid, SENDER_NICENESS)
+    except OSError:
+        pass
     return proc.pid
 
 

@@ -277,7 +277,7 @@ def _run(args):
             log("no Apprise target is tagged {}: {} event not sent".format(
                 " or ".join(_field(t, 64) for t in tags), what), "warning")
         elif code != EXIT_OK:
-            log(f"delivery of a {what} event failed (status {code})")
+            log(f"delivery failed for an event ({what}), status {code}")
     return aggregate(codes)
 
 
