@@ -16,6 +16,34 @@ Plugin options (sudo.conf, ``Key=Value``, no spaces, no secrets):
                 cannot be read). Default: fail open.
 ``Id``          label copied into events (for several plugin lines).
 
+Configuration: a JSON object, every key optional (defaults in ``DEFAULT_SETTINGS``)::
+
+    {"schema": 1,
+     "delivery": "syslog",               # or "direct"
+     "fail_closed": false,
+     "close_events": false,              # also an event when the command ends
+     "include_default_rules": true,      # DEFAULT_RULES after your rules
+     "rules": [
+       {"name": "db-admins", "match": {"group": "dba", "runas_user": "postgres"},
+        "action": "alert", "severity": "notice", "tags": ["sudo", "db"]},
+       {"name": "backups", "match": {"user": "backup*", "command": "/usr/bin/rsync",
+                                     "decision": ["accept"]}, "action": "ignore"},
+       {"name": "rm-rf", "match": {"args": "(^| )-[a-z]*(rf|fr)"},
+        "severity": "critical", "tags": ["sudo", "danger"]}],
+     "syslog": {"facility": "authpriv", "ident": "secalert-sudo", "socket": "/dev/log",
+                "drop_counter": "/run/secalert/sudo-drops"},
+     "direct": {"python": "/opt/secalert/venv/bin/python",
+                "apprise_config": "/etc/secalert/apprise.yml",
+                "min_severity": "warning", "syslog_copy": true},
+     "limits": {"field_chars": 256, "arg_chars": 1024, "args": 64, "event_bytes": 6000}}
+
+Rules: the first whose every ``match`` key matches wins. ``user``, ``group`` (any of the
+invoking user's groups), ``runas_user`` and ``command`` (the resolved path) take shell
+globs (a string or a list: any of them); ``args`` is a regular expression searched in the
+space-joined arguments; ``decision`` is a list of accept/reject/error/close. ``action`` is
+``alert`` (with ``severity`` and ``tags``; tags route the alert to Apprise targets) or
+``ignore``. Event fields: see ``SecalertAuditPlugin.build_event``.
+
 Everything runs inside the sudo process, as root, on every sudo call. Hence:
 
 - standard library only; ``subprocess`` is imported only in ``direct`` delivery;
