@@ -34,7 +34,10 @@ Configuration: a JSON object, every key optional (defaults in ``DEFAULT_SETTINGS
                 "drop_counter": "/run/secalert/sudo-drops"},
      "direct": {"python": "/opt/secalert/venv/bin/python",
                 "apprise_config": "/etc/secalert/apprise.yml",
-                "min_severity": "warning", "syslog_copy": true},
+                "min_severity": "warning", "syslog_copy": true,
+                "spool": "/run/secalert/sudo-spool",
+                "lock": "/run/secalert/sudo-sender.lock",
+                "spool_max_bytes": 1048576},
      "limits": {"field_chars": 256, "arg_chars": 1024, "args": 64, "event_bytes": 6000}}
 
 Rules: the first whose every ``match`` key matches wins. ``user``, ``group`` (any of the
@@ -50,8 +53,10 @@ Everything runs inside the sudo process, as root, on every sudo call. Hence:
 - no thread, no ``os.fork()``, no ``signal.signal()`` (they hang or abort sudo);
 - nothing blocks: syslog lines go out as one non-blocking datagram (``MSG_DONTWAIT``),
   dropped and counted when the daemon is stopped or its queue is full; ``direct``
-  delivery hands the event to a detached ``python -m secalert_apprise.send`` through a
-  pipe filled before the child starts, and never waits for it;
+  delivery appends the event to a root-only spool file (one ``write()``, non-blocking
+  locks only) and starts a detached ``python -m secalert_apprise.send --spool`` only when
+  no sender holds the sender lock. That sender drains the spool until it is empty and
+  sends a burst as a digest, so a burst of sudo calls costs one sender, not one each;
 - fail open: every callback catches everything. A fault before or in ``open()`` makes
   ``open()`` return ``sudo.RC.REJECT``, which unloads the plugin for this invocation and
   lets the command run; a later fault is reported and the command still runs. Faults go
@@ -68,6 +73,7 @@ except Exception:  # noqa: BLE001 - outside sudo (tooling); the class must still
 
 try:
     import errno
+    import fcntl
     import fnmatch
     import json
     import os
@@ -88,6 +94,9 @@ DEFAULT_SOCKET = "/dev/log"
 DEFAULT_DROP_COUNTER = "/run/secalert/sudo-drops"
 DEFAULT_PYTHON = "/opt/secalert/venv/bin/python"
 DEFAULT_APPRISE_CONFIG = "/etc/secalert/apprise.yml"
+DEFAULT_SPOOL = "/run/secalert/sudo-spool"
+DEFAULT_LOCK = "/run/secalert/sudo-sender.lock"
+SPOOL_ATTEMPTS = 5  # a sender swaps the spool away at most this often under our feet
 SENDER_NICENESS = 10  # the detached sender yields the CPU to sudo and the command
 TRUSTED_UID = 0  # owner the config file must have (unit tests run as someone else)
 
@@ -171,6 +180,9 @@ DEFAULT_SETTINGS = {
         "apprise_config": DEFAULT_APPRISE_CONFIG,
         "min_severity": "warning",  # less severe events only go to syslog
         "syslog_copy": True,  # also log every event to syslog
+        "spool": DEFAULT_SPOOL,  # events waiting for the sender (root-only)
+        "lock": DEFAULT_LOCK,  # held by the running sender
+        "spool_max_bytes": 1024 * 1024,  # beyond this, events go to syslog only
     },
     "limits": DEFAULT_LIMITS,
 }
@@ -339,7 +351,7 @@ def load_settings(path):
         raise ConfigError("unknown syslog facility {!r}".format(settings["syslog"]["facility"]))
     if settings["direct"]["min_severity"] not in SEVERITIES:
         raise ConfigError(f"direct.min_severity must be one of {list(SEVERITIES)}")
-    for key in ("python", "apprise_config"):
+    for key in ("python", "apprise_config", "spool", "lock"):
         if not os.path.isabs(settings["direct"][key]):
             raise ConfigError(f"direct.{key} must be an absolute path")
     rules = list(settings["rules"])
@@ -462,14 +474,71 @@ def send_syslog(data, path=DEFAULT_SOCKET):
             sock.close()
 
 
-def direct_argv(python, apprise_config, tags):
-    argv = [python, "-I", "-m", "secalert_apprise.send", "--config", apprise_config]
-    for tag in tags:
-        argv += ["--tag", tag]
-    return argv
+def direct_argv(python, apprise_config, spool, lock):
+    return [python, "-I", "-m", "secalert_apprise.send", "--config", apprise_config,
+            "--spool", spool, "--lock", lock]
 
 
-def spawn_sender(argv, payload):
+def _open_private(path, flags):
+    """Open ``path`` (no symlinks) creating it 0600 and its directory 0700 if missing."""
+    flags |= os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(
+        os, "O_CLOEXEC", 0)
+    try:
+        return os.open(path, flags, 0o600)
+    except FileNotFoundError:
+        os.mkdir(os.path.dirname(path), 0o700)
+        return os.open(path, flags, 0o600)
+
+
+def spool_event(path, line, max_bytes):
+    """Append one event line to the spool without ever blocking. Raises OSError.
+
+    Writers hold a shared flock while they write; the sender renames the spool away and
+    then takes an exclusive flock on it, so it reads only after every write to that file
+    has finished. A writer that finds the file renamed or locked exclusively (the sender
+    has it) opens the new spool instead.
+    """
+    data = line.encode("ascii") + b"\n"
+    for _attempt in range(SPOOL_ATTEMPTS):
+        fd = _open_private(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # the sender is reading this file: it is no longer the spool
+            st = os.fstat(fd)
+            try:
+                live = os.stat(path, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if (st.st_dev, st.st_ino) != (live.st_dev, live.st_ino):
+                continue  # renamed away by the sender before we locked it
+            if st.st_uid != TRUSTED_UID or st.st_mode & 0o077 or not (
+                    st.st_mode & 0o170000 == 0o100000):
+                raise OSError(errno.EPERM, "spool must be a root-only regular file", path)
+            if st.st_size + len(data) > max_bytes:
+                raise OSError(errno.ENOSPC, "spool full (is the sender stuck?)", path)
+            if os.write(fd, data) != len(data):
+                raise OSError(errno.EIO, "short write to the spool", path)
+            return
+        finally:
+            os.close(fd)
+    raise OSError(errno.EAGAIN, "spool busy", path)
+
+
+def sender_running(lock):
+    """True when a sender holds ``lock`` (checked with a non-blocking flock)."""
+    fd = _open_private(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also drops the lock we may just have taken
+    return False
+
+
+def spawn_sender(argv, payload=b""):
     """Start ``argv`` detached with ``payload`` (bytes) on its stdin; never wait for it.
 
     The payload is written into an empty pipe before the child exists, with O_NONBLOCK:
@@ -483,7 +552,7 @@ def spawn_sender(argv, payload):
     rfd, wfd = os.pipe()
     try:
         os.set_blocking(wfd, False)
-        written = os.write(wfd, payload)
+        written = os.write(wfd, payload) if payload else 0
         os.close(wfd)
         wfd = None
         if written != len(payload):
@@ -785,17 +854,24 @@ class SecalertAuditPlugin(_PluginBase):
         return ok
 
     def _deliver_direct(self, line, event):
+        """Queue the event for the sender; start one if none runs. False if not queued."""
         direct = self._settings["direct"]
         try:
-            python = direct["python"]
-            if not os.access(python, os.X_OK):
-                raise OSError(errno.ENOENT, "sender interpreter missing", python)
-            spawn_sender(direct_argv(python, direct["apprise_config"], event["tags"]),
-                         line.encode("ascii") + b"\n")
-            return True
-        except BaseException as exc:  # noqa: BLE001 - fall back to syslog, report
-            self._fault("direct", self._describe(exc))
+            spool_event(direct["spool"], line, direct["spool_max_bytes"])
+        except BaseException as exc:  # noqa: BLE001 - not queued: syslog gets it
+            self._fault("direct", "event not queued: " + self._describe(exc))
             return False
+        try:
+            if not sender_running(direct["lock"]):
+                python = direct["python"]
+                if not os.access(python, os.X_OK):
+                    raise OSError(errno.ENOENT, "sender interpreter missing", python)
+                spawn_sender(direct_argv(python, direct["apprise_config"], direct["spool"],
+                                         direct["lock"]))
+        except BaseException as exc:  # noqa: BLE001 - queued; the next sender sends it
+            self._fault("direct", "sender not started: " + self._describe(exc))
+            return False
+        return True
 
     def _send_syslog(self, line, severity):
         cfg = (self._settings or DEFAULT_SETTINGS)["syslog"]

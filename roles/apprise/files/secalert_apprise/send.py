@@ -4,11 +4,21 @@ Usage::
 
     python -I -m secalert_apprise.send --config /etc/secalert/apprise.yml \\
         [--tag TAG ...] [--input FILE] [--timeout SECONDS] [--dry-run]
+    python -I -m secalert_apprise.send --config /etc/secalert/apprise.yml \\
+        --spool /run/secalert/sudo-spool --lock /run/secalert/sudo-sender.lock
 
-Reads events from stdin (or ``--input``): JSON objects, one per line (the sudo audit
-plugin's direct mode writes exactly one). Each event becomes one notification whose title
-and body are made safe with :mod:`secalert_apprise.text`, sent to the Apprise targets of
-``--config`` whose tags match any ``--tag`` (default: the event's own ``tags``).
+Reads events from stdin (or ``--input``): JSON objects, one per line. Each event becomes
+one notification whose title and body are made safe with :mod:`secalert_apprise.text`,
+sent to the Apprise targets of ``--config`` whose tags match any ``--tag`` (default: the
+event's own ``tags``).
+
+Spool mode (the sudo audit plugin's direct delivery): the plugin appends events to the
+spool file and starts a sender only when nobody holds ``--lock``. The sender holds the
+lock while it drains the spool (rename, then an exclusive flock that waits for writers
+still inside their one ``write()``), sends what it found, and repeats until the spool is
+empty; it re-checks the spool after releasing the lock, so an event appended while the
+plugin saw the lock held is never stranded. Events with the same tags that arrive
+together are sent as one digest when there are more than ``DIGEST_AFTER`` of them.
 
 Runs detached from sudo, so it may take its time, but never longer than ``--timeout``
 (default 30 s) in total. Failures are logged to syslog (authpriv, ``secalert-send``)
@@ -30,9 +40,12 @@ Exit status (Apprise's own codes where they exist, sysexits(3) for the rest):
 """
 
 import argparse
+import fcntl
 import json
+import os
 import signal
 import sys
+import time
 
 from secalert_apprise import text
 
@@ -49,6 +62,10 @@ EXIT_CONFIG = 78
 PROGRAM = "secalert-send"
 MAX_INPUT = 1024 * 1024
 MAX_EVENTS = 20
+MAX_SPOOL = 4 * 1024 * 1024  # read at most this much of the spool per round
+DIGEST_AFTER = 3  # more events than this with the same tags in one round: one digest
+MAX_ROUNDS = 50  # spool rounds per sender; what is left waits for the next sender
+LOCK_WAIT = 5.0  # seconds to wait for writers still inside their write()
 TITLE_LIMIT = 200
 BODY_LIMIT = 1900  # under Discord's 2000, Slack's and Telegram's limits
 FIELD_LIMIT = 300
@@ -226,13 +243,20 @@ def parse_args(argv):
     parser.add_argument("--timeout", type=int, default=30, help="overall limit in seconds")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the notifications instead of sending them")
-    return parser.parse_args(argv)
+    parser.add_argument("--spool", help="drain this spool file (with --lock)")
+    parser.add_argument("--lock", help="sender lock file held while draining --spool")
+    args = parser.parse_args(argv)
+    if bool(args.spool) != bool(args.lock):
+        parser.error("--spool and --lock go together")
+    return args
 
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     _prepare_process(args.timeout)
     try:
+        if args.spool:
+            return drain(args)
         return _run(args)
     except SetupError as exc:
         return _fail(exc.code, str(exc))
@@ -279,6 +303,162 @@ def _run(args):
         elif code != EXIT_OK:
             log(f"delivery failed for an event ({what}), status {code}")
     return aggregate(codes)
+
+
+def _summary(event):
+    parts = [_field(event.get("time"), 24), _field(event.get("user") or "?", 32),
+             _field(event.get("decision") or event.get("type"), 8), _command_line(event)]
+    return " ".join(p for p in parts if p)[:240]
+
+
+def format_digest(events):
+    """One notification for several events: ``(title, body, notify_type)``."""
+    severity = min((str(e.get("severity", "info")) for e in events),
+                   key=lambda s: list(_SEVERITY_TYPE).index(s) if s in _SEVERITY_TYPE else 99)
+    hosts = sorted({_field(e.get("host") or "?", 128) for e in events})
+    where = hosts[0] if len(hosts) == 1 else f"{len(hosts)} hosts"
+    kinds = {}
+    for event in events:
+        key = _field(event.get("decision") or event.get("type"), 16)
+        kinds[key] = kinds.get(key, 0) + 1
+    title = text.safe(f"[{severity}] sudo: {len(events)} events on {where} ("
+                      + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) + ")",
+                      limit=TITLE_LIMIT, multiline=False)
+    lines, used = [], 0
+    for index, event in enumerate(events):
+        line = "- " + _summary(event)
+        if used + len(line) + 60 > BODY_LIMIT:
+            lines.append(f"... and {len(events) - index} more (all of them are in syslog)")
+            break
+        lines.append(line)
+        used += len(line) + 1
+    body = text.truncate("\n".join(lines), BODY_LIMIT)
+    return title, body, _SEVERITY_TYPE.get(severity, "info")
+
+
+def send_batch(apprise, apobj, events, tags=None):
+    """Send ``events``: one notification each, or a digest per tag set. Returns codes."""
+    groups = {}
+    for event in events:
+        event_tags = tags or [t for t in (event.get("tags") or []) if isinstance(t, str)]
+        groups.setdefault(tuple(event_tags or ["sudo"]), []).append(event)
+    codes = []
+    for group_tags, group in groups.items():
+        if len(group) > DIGEST_AFTER:
+            messages = [format_digest(group)]
+        else:
+            messages = [format_event(event) for event in group]
+        for title, body, kind in messages:
+            result = apobj.notify(body=body, title=title, notify_type=kind,
+                                  tag=list(group_tags),
+                                  body_format=apprise.NotifyFormat.TEXT)
+            code = _status(result)
+            codes.append(code)
+            if code == EXIT_NO_MATCH:
+                log("no Apprise target is tagged {}: {} event(s) not sent".format(
+                    " or ".join(_field(t, 64) for t in group_tags), len(group)), "warning")
+            elif code != EXIT_OK:
+                log(f"delivery failed for {len(group)} event(s), status {code} "
+                    "(the events are in syslog)")
+    return codes
+
+
+def _lock(fd, wait=0.0):
+    """flock(LOCK_EX) with a bounded wait. True when held."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+
+
+def take_spool(spool):
+    """Move the spool aside and return ``(events, bad_lines)`` from it (and any leftover)."""
+    work = spool + ".work"
+    if not os.path.lexists(work):
+        try:
+            os.rename(spool, work)
+        except FileNotFoundError:
+            return [], 0
+    fd = os.open(work, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        # Writers that opened the file before the rename hold a shared lock for the
+        # length of one write(); an exclusive lock means they are done.
+        if not _lock(fd, LOCK_WAIT):
+            log("spool writer did not finish in time; reading anyway", "warning")
+        data = b""
+        while len(data) < MAX_SPOOL:
+            chunk = os.read(fd, MAX_SPOOL - len(data))
+            if not chunk:
+                break
+            data += chunk
+        os.unlink(work)
+    finally:
+        os.close(fd)
+    events, bad = [], 0
+    for raw in data.splitlines():
+        if not raw.strip():
+            continue
+        try:
+            event = json.loads(raw.decode("utf-8", "replace"))
+        except ValueError:
+            bad += 1
+            continue
+        if isinstance(event, dict):
+            events.append(event)
+        else:
+            bad += 1
+    return events, bad
+
+
+def _spool_pending(spool):
+    try:
+        return os.stat(spool).st_size > 0 or os.path.lexists(spool + ".work")
+    except OSError:
+        return os.path.lexists(spool + ".work")
+
+
+def drain(args):
+    """Spool mode: send what the spool holds until it is empty (see the module doc)."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    lock_fd = os.open(args.lock, flags, 0o600)
+    try:
+        if not _lock(lock_fd):
+            return EXIT_OK  # another sender is draining; it re-checks before it exits
+        codes = []
+        sender = None
+        for _round in range(MAX_ROUNDS):
+            signal.alarm(max(1, int(args.timeout)))
+            events, bad = take_spool(args.spool)
+            if bad:
+                log(f"ignored {bad} malformed spool lines", "warning")
+            if events:
+                try:
+                    if sender is None:
+                        sender = build_apprise(args.config)
+                    codes += send_batch(sender[0], sender[1], events, args.tag)
+                except SetupError as exc:
+                    codes.append(_fail(exc.code, f"{exc}: {len(events)} event(s) not sent "
+                                                 "(the events are in syslog)"))
+                except Timeout:
+                    codes.append(_fail(EXIT_TIMEOUT, f"gave up after {args.timeout} s: "
+                                       f"{len(events)} event(s) may not have been sent"))
+                continue
+            # Empty: let go of the lock, then look again. A plugin that appended while
+            # it saw the lock held relies on this look.
+            fcntl.flock(lock_fd, fcntl.LOCK_UN)
+            if not _spool_pending(args.spool) or not _lock(lock_fd):
+                return aggregate(codes)
+        if _spool_pending(args.spool):
+            log(f"events still queued after {MAX_ROUNDS} rounds: the next sender sends them",
+                "warning")
+        return aggregate(codes)
+    finally:
+        os.close(lock_fd)
 
 
 def aggregate(codes):

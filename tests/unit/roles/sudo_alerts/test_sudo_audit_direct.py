@@ -1,6 +1,8 @@
-"""Direct delivery: a detached sender gets the event on stdin; sudo never waits for it."""
+"""Direct delivery: the plugin spools the event and starts a sender only when none runs."""
 
+import fcntl
 import json
+import multiprocessing
 import os
 import stat
 import time
@@ -20,8 +22,6 @@ out={out}/sent.$$
   echo "cwd: $(pwd)"
   echo "sid: $(ps -o sid= -p $$ 2>/dev/null || echo unknown) pid: $$"
   echo "env: $(env | grep -v '^PWD=' | sort | tr '\\n' ' ')"
-  echo "stdin:"
-  cat
 }} > "$out.tmp"
 mv "$out.tmp" "$out"
 sleep {sleep}
@@ -40,97 +40,154 @@ def fake_python(shortdir):
     return make
 
 
+def sent_records(directory):
+    return sorted(f for f in os.listdir(directory) if f.startswith("sent.")
+                  and not f.endswith(".tmp"))
+
+
 def wait_for_sent(directory, count=1, timeout=10):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        sent = sorted(f for f in os.listdir(directory) if f.startswith("sent.")
-                      and not f.endswith(".tmp"))
+        sent = sent_records(directory)
         if len(sent) >= count:
             return [open(os.path.join(directory, f)).read() for f in sent]
         time.sleep(0.05)
     raise AssertionError(f"sender did not run: {os.listdir(directory)}")
 
 
-def parse(record):
-    head, _, stdin = record.partition("stdin:\n")
-    fields = dict(line.split(": ", 1) for line in head.splitlines())
-    return fields, [json.loads(line) for line in stdin.splitlines()]
+def spooled(shortdir):
+    try:
+        with open(os.path.join(shortdir, "spool"), encoding="ascii") as fh:
+            return [json.loads(line) for line in fh]
+    except FileNotFoundError:
+        return []
 
 
-def direct_config(write_config, python, **direct):
+def direct_config(write_config, shortdir, python, **direct):
     return write_config({"delivery": "direct",
                          "direct": dict({"python": python,
-                                         "apprise_config": "/etc/secalert/apprise.yml"},
+                                         "apprise_config": "/etc/secalert/apprise.yml",
+                                         "spool": os.path.join(shortdir, "spool"),
+                                         "lock": os.path.join(shortdir, "lock")},
                                         **direct)})
 
 
-def test_spawns_detached_sender_with_event_on_stdin(write_config, receiver, fake_python,
-                                                    shortdir, monkeypatch):
+def test_spools_event_and_starts_detached_sender(write_config, receiver, fake_python,
+                                                 shortdir, monkeypatch):
     monkeypatch.setenv("SECRET_TOKEN", "hunter2")  # sudo's own environment: not passed on
-    python = fake_python(sleep=5)
-    plugin = make_plugin(direct_config(write_config, python))
+    plugin = make_plugin(direct_config(write_config, shortdir, fake_python(sleep=5)))
     start = time.monotonic()
     assert run_accepted(plugin, ["/bin/bash", "-i"]) == [OK, OK, OK]
     assert time.monotonic() - start < 1.0, "sudo waited for the sender"
     (record,) = wait_for_sent(shortdir)
-    fields, events = parse(record)
-    assert fields["argv"] == ("-I -m secalert_apprise.send --config /etc/secalert/apprise.yml "
-                              "--tag sudo --tag sudo-shell")
-    assert fields["cwd"] == "/"
-    assert "hunter2" not in record and fields["env"].split() == [
+    head = dict(line.split(": ", 1) for line in record.splitlines())
+    assert head["argv"] == (f"-I -m secalert_apprise.send --config /etc/secalert/apprise.yml "
+                            f"--spool {shortdir}/spool --lock {shortdir}/lock")
+    assert head["cwd"] == "/"
+    assert "hunter2" not in record and head["env"].split() == [
         "HOME=/", "LANG=C.UTF-8", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"]
-    sid, _, pid = fields["sid"].partition(" pid: ")
+    sid, _, pid = head["sid"].partition(" pid: ")
     if sid != "unknown":
         assert sid.strip() == pid, "sender must lead its own session"
-    (event,) = events
+    (event,) = spooled(shortdir)
     assert (event["command"], event["rule"], event["tags"]) == (
         "/bin/bash", "shell", ["sudo", "sudo-shell"])
+    assert stat.S_IMODE(os.stat(os.path.join(shortdir, "spool")).st_mode) == 0o600
     # syslog_copy (default): the event is in syslog as well
     assert [e["rule"] for e in receiver.events()] == ["shell"]
 
 
+def test_no_second_sender_while_one_runs(write_config, receiver, fake_python, shortdir):
+    path = direct_config(write_config, shortdir, fake_python())
+    fd = os.open(os.path.join(shortdir, "lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # a sender is draining
+    try:
+        for _ in range(5):
+            run_accepted(make_plugin(path), ["/bin/sh"])
+        time.sleep(0.3)
+        assert sent_records(shortdir) == []
+        assert len(spooled(shortdir)) == 5
+    finally:
+        os.close(fd)
+    run_accepted(make_plugin(path), ["/bin/sh"])  # lock free again: one sender
+    wait_for_sent(shortdir)
+    assert len(spooled(shortdir)) == 6
+
+
 def test_quiet_events_stay_in_syslog(write_config, receiver, fake_python, shortdir):
-    plugin = make_plugin(direct_config(write_config, fake_python()))
+    plugin = make_plugin(direct_config(write_config, shortdir, fake_python()))
     run_accepted(plugin, ["/usr/bin/id"])  # "routine": info < min_severity warning
     time.sleep(0.3)
-    assert not [f for f in os.listdir(shortdir) if f.startswith("sent.")]
+    assert sent_records(shortdir) == [] and spooled(shortdir) == []
     assert [e["rule"] for e in receiver.events()] == ["routine"]
 
 
 def test_rejection_is_sent_direct_without_syslog_copy(write_config, receiver, fake_python,
                                                       shortdir):
-    path = direct_config(write_config, fake_python(), syslog_copy=False)
+    path = direct_config(write_config, shortdir, fake_python(), syslog_copy=False)
     run_rejected(make_plugin(path), ["/usr/bin/cat", "/etc/shadow"])
-    (record,) = wait_for_sent(shortdir)
-    assert "--tag sudo --tag sudo-denied" in record
-    assert parse(record)[1][0]["decision"] == "reject"
+    wait_for_sent(shortdir)
+    (event,) = spooled(shortdir)
+    assert (event["decision"], event["tags"]) == ("reject", ["sudo", "sudo-denied"])
     assert receiver.events() == []
 
 
 @pytest.mark.parametrize("python", ["/nonexistent/venv/bin/python", "/etc/hostname"])
-def test_sender_missing_falls_back_to_syslog(write_config, receiver, python):
-    path = direct_config(write_config, python, syslog_copy=False)
+def test_sender_missing_falls_back_to_syslog(write_config, receiver, shortdir, python):
+    path = direct_config(write_config, shortdir, python, syslog_copy=False)
     assert run_accepted(make_plugin(path), ["/bin/bash"]) == [OK, OK, OK]
     events = receiver.events()
     assert [e["type"] for e in events] == ["fault", "sudo"]
-    assert events[0]["where"] == "direct"
+    assert events[0]["where"] == "direct" and "sender not started" in events[0]["error"]
     assert events[1]["rule"] == "shell"
+    assert len(spooled(shortdir)) == 1  # still queued for the next sender
 
 
-def test_sender_missing_with_fail_closed_denies_but_logs(write_config, receiver):
+@pytest.mark.parametrize("problem", ["full", "mode", "symlink", "directory"])
+def test_spool_problems_fall_back_to_syslog(write_config, receiver, fake_python, shortdir,
+                                            problem):
+    spool = os.path.join(shortdir, "spool")
+    extra = {}
+    if problem == "full":
+        with open(spool, "w") as fh:
+            fh.write("x" * 100)
+        os.chmod(spool, 0o600)
+        extra = {"spool_max_bytes": 120}
+    elif problem == "mode":
+        with open(spool, "w"):
+            pass
+        os.chmod(spool, 0o644)
+    elif problem == "symlink":
+        os.symlink("/etc/passwd", spool)
+    else:
+        os.mkdir(spool)
+    path = direct_config(write_config, shortdir, fake_python(), syslog_copy=False, **extra)
+    assert run_accepted(make_plugin(path), ["/bin/bash"]) == [OK, OK, OK]
+    events = receiver.events()
+    assert [e["type"] for e in events] == ["fault", "sudo"], events
+    assert "event not queued" in events[0]["error"]
+    time.sleep(0.2)
+    assert sent_records(shortdir) == []
+
+
+def test_sender_missing_with_fail_closed_denies_but_logs(write_config, receiver, shortdir):
     path = write_config({"delivery": "direct", "fail_closed": True,
-                         "direct": {"python": "/nonexistent/python", "syslog_copy": False}})
+                         "direct": {"python": "/nonexistent/python", "syslog_copy": False,
+                                    "spool": os.path.join(shortdir, "spool"),
+                                    "lock": os.path.join(shortdir, "lock")}})
     # The push alert cannot go out: fail_closed refuses the command (REJECT from the
     # front end's accept), and the event still reaches syslog for the record.
     assert run_accepted(make_plugin(path), ["/bin/bash"]) == [OK, OK, int(sudo.RC.REJECT)]
     assert [e["type"] for e in receiver.events()] == ["fault", "sudo"]
 
 
-def test_spawn_failure_does_not_leak_descriptors(fake_python, shortdir):
+def test_spawn_failure_does_not_leak_descriptors(shortdir):
     before = len(os.listdir("/proc/self/fd"))
     for _ in range(20):
         with pytest.raises(OSError):
-            p.spawn_sender([os.path.join(shortdir, "missing")], b"{}\n")
+            p.spawn_sender([os.path.join(shortdir, "missing")])
+        p.sender_running(os.path.join(shortdir, "lock"))
+        p.spool_event(os.path.join(shortdir, "spool"), "{}", 1 << 20)
     assert len(os.listdir("/proc/self/fd")) == before
 
 
@@ -150,6 +207,37 @@ def test_spawn_never_forks_python_or_starts_threads(write_config, fake_python, s
 
     monkeypatch.setattr(os, "fork", no_fork)
     threads = threading.active_count()
-    run_accepted(make_plugin(direct_config(write_config, fake_python())), ["/bin/sh"])
+    run_accepted(make_plugin(direct_config(write_config, shortdir, fake_python())), ["/bin/sh"])
     assert threading.active_count() == threads
     wait_for_sent(shortdir)
+
+
+def _writer(spool, count, tag):
+    for index in range(count):
+        p.spool_event(spool, json.dumps({"w": tag, "i": index}), 1 << 30)
+
+
+def test_spool_protocol_loses_nothing_under_concurrency(shortdir):
+    """Writers append while a drainer swaps the spool away: every line arrives once."""
+    from secalert_apprise import send
+
+    spool = os.path.join(shortdir, "spool")
+    ctx = multiprocessing.get_context("spawn")
+    writers = [ctx.Process(target=_writer, args=(spool, 300, tag)) for tag in range(4)]
+    for proc in writers:
+        proc.start()
+    seen = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        alive = any(proc.is_alive() for proc in writers)
+        events, bad = send.take_spool(spool)
+        assert bad == 0
+        seen += events
+        if not alive and not events:
+            break
+    for proc in writers:
+        proc.join(10)
+        assert proc.exitcode == 0
+    seen += send.take_spool(spool)[0]
+    assert sorted((e["w"], e["i"]) for e in seen) == [
+        (w, i) for w in range(4) for i in range(300)]

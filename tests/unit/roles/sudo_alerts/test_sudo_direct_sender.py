@@ -204,3 +204,99 @@ def test_module_entry_point_and_exit_code(apprise_config, http_receiver):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == b"" and proc.stderr == b""
     assert len(http_receiver.received) == 1
+
+
+# ----------------------------------------------------------------- spool mode (direct)
+
+
+@pytest.fixture
+def spool(tmp_path):
+    path = tmp_path / "spool"
+
+    def write(*events):
+        with open(path, "ab") as fh:
+            for event in events:
+                fh.write((json.dumps(event) + "\n").encode())
+        return str(path)
+
+    write.path = str(path)
+    write.lock = str(tmp_path / "lock")
+    return write
+
+
+def drain_argv(config, spool):
+    return ["--config", config, "--spool", spool.path, "--lock", spool.lock]
+
+
+def test_spool_single_events_are_sent_one_by_one(monkeypatch, apprise_config, http_receiver,
+                                                 spool, logged):
+    config = apprise_config([("/chat", "sudo-shell"), ("/denied", "sudo-denied")])
+    spool(EVENT, dict(EVENT, decision="reject", tags=["sudo", "sudo-denied"],
+                      severity="critical"))
+    assert send.main(drain_argv(config, spool)) == send.EXIT_OK, logged
+    paths = sorted(path.split("?")[0] for path, _ in http_receiver.received)
+    assert paths == ["/chat", "/denied"]
+    assert not os.path.exists(spool.path) and not os.path.exists(spool.path + ".work")
+
+
+def test_spool_burst_becomes_one_digest(monkeypatch, apprise_config, http_receiver, spool,
+                                        logged):
+    config = apprise_config([("/chat", "sudo")])
+    burst = [dict(EVENT, args=[f"n{i}", "@everyone"], user=f"u{i}") for i in range(40)]
+    burst[7] = dict(burst[7], severity="critical")
+    spool(*burst)
+    assert send.main(drain_argv(config, spool)) == send.EXIT_OK, logged
+    ((_, payload),) = http_receiver.received
+    assert payload["title"] == "[critical] sudo: 40 events on web1 (40 accept)"
+    body = payload["message"]
+    assert len(body) <= send.BODY_LIMIT and "@everyone" not in body
+    assert body.startswith("- 2026-11-26T14:26:16.032Z u0 accept /usr/bin/echo n0")
+    assert "more (all of them are in syslog)" in body
+
+
+def test_spool_left_alone_while_another_sender_holds_the_lock(apprise_config, http_receiver,
+                                                              spool, logged):
+    import fcntl
+
+    config = apprise_config([("/chat", "sudo")])
+    spool(EVENT)
+    fd = os.open(spool.lock, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        assert send.main(drain_argv(config, spool)) == send.EXIT_OK
+    finally:
+        os.close(fd)
+    assert http_receiver.received == [] and os.path.getsize(spool.path) > 0
+
+
+def test_spool_leftover_of_a_crashed_sender_is_sent(apprise_config, http_receiver, spool):
+    config = apprise_config([("/chat", "sudo")])
+    spool(EVENT)
+    os.rename(spool.path, spool.path + ".work")
+    spool(dict(EVENT, user="bob"))
+    assert send.main(drain_argv(config, spool)) == send.EXIT_OK
+    users = sorted(p["title"].split()[2] for _, p in http_receiver.received)
+    assert users == ["alice", "bob"]
+
+
+@pytest.mark.parametrize("problem, expected, words", [
+    ("apprise", send.EXIT_UNAVAILABLE, "apprise is not importable"),
+    ("config", send.EXIT_CONFIG, "2 event(s) not sent"),
+    ("target", send.EXIT_FAILED, "delivery failed for 2 event(s), status 1"),
+])
+def test_spool_failures_are_logged_with_counts(monkeypatch, apprise_config, spool, logged,
+                                               problem, expected, words):
+    config = apprise_config([("/fail", "sudo")])
+    if problem == "apprise":
+        monkeypatch.setitem(sys.modules, "apprise", None)
+    elif problem == "config":
+        config = "/nonexistent/apprise.yml"
+    spool(EVENT, EVENT)
+    assert send.main(drain_argv(config, spool)) == expected
+    assert any(words in line and "2 event(s) not sent" in line for line in logged), logged
+    assert not os.path.exists(spool.path)  # not retried for ever: logged instead
+
+
+def test_spool_and_lock_go_together():
+    with pytest.raises(SystemExit):
+        send.parse_args(["--config", "x", "--spool", "/tmp/x"])
