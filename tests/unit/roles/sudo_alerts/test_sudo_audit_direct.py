@@ -2,7 +2,6 @@
 
 import fcntl
 import json
-import multiprocessing
 import os
 import stat
 import time
@@ -212,32 +211,38 @@ def test_spawn_never_forks_python_or_starts_threads(write_config, fake_python, s
     wait_for_sent(shortdir)
 
 
-def _writer(spool, count, tag):
-    for index in range(count):
-        p.spool_event(spool, json.dumps({"w": tag, "i": index}), 1 << 30)
+WRITER = """
+import json, sys
+import secalert_sudo_audit as p
+p.TRUSTED_UID = int(sys.argv[3])
+for index in range(int(sys.argv[2])):
+    p.spool_event(sys.argv[1], json.dumps({"w": int(sys.argv[4]), "i": index}), 1 << 30)
+"""
 
 
 def test_spool_protocol_loses_nothing_under_concurrency(shortdir):
     """Writers append while a drainer swaps the spool away: every line arrives once."""
+    import subprocess
+    import sys
+
     from secalert_apprise import send
 
     spool = os.path.join(shortdir, "spool")
-    ctx = multiprocessing.get_context("spawn")
-    writers = [ctx.Process(target=_writer, args=(spool, 300, tag)) for tag in range(4)]
-    for proc in writers:
-        proc.start()
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(p.__file__))
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, spool, "300",
+                                 str(os.getuid()), str(tag)], env=env)
+               for tag in range(4)]
     seen = []
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        alive = any(proc.is_alive() for proc in writers)
+        alive = any(proc.poll() is None for proc in writers)
         events, bad = send.take_spool(spool)
         assert bad == 0
         seen += events
         if not alive and not events:
             break
     for proc in writers:
-        proc.join(10)
-        assert proc.exitcode == 0
+        assert proc.wait(10) == 0
     seen += send.take_spool(spool)[0]
     assert sorted((e["w"], e["i"]) for e in seen) == [
         (w, i) for w in range(4) for i in range(300)]
