@@ -469,5 +469,6 @@ def aggregate(codes):
         return EXIT_FAILED
     return max(codes)
 
+
 if __name__ == "__main__":
     sys.exit(main())
