@@ -42,7 +42,7 @@ setup:
 lint:
 	yamllint --strict .
 	ruff check .
-	ansible-lint
+	ANSIBLE_VAULT_IDENTITY_LIST=demo@$(TOP)/demo/vault-password.txt ansible-lint
 
 units:
 	pytest -p no:cacheprovider tests/unit
