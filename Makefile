@@ -3,6 +3,8 @@
 #   make test        setup, lint, sanity, unit tests, collection build, every scenario
 #   make setup       host packages, tool venv, podman collection, base images
 #   make lint | sanity | units | build | molecule | molecule-<scenario>
+#   make demo        a fleet in containers, rolled out with site.yml, real events, alerts
+#   make demo-clean  remove the demo fleet
 #   make clean       remove test containers, networks and the build tarball
 #
 # Caches (venv, images, wheels, collections) live in .cache/ (ignored by git).
@@ -24,7 +26,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 SCENARIOS := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard molecule/*/molecule.yml)))))
 
-.PHONY: test setup lint sanity units build molecule clean $(addprefix molecule-,$(SCENARIOS))
+.PHONY: test setup lint sanity units build molecule clean demo demo-clean $(addprefix molecule-,$(SCENARIOS))
 
 test:
 	@rm -f $(CACHE)/stages
@@ -59,6 +61,12 @@ molecule: $(addprefix molecule-,$(SCENARIOS))
 $(addprefix molecule-,$(SCENARIOS)): molecule-%:
 	trap 'tests/harness/cleanup $*; exit 130' INT TERM; \
 	molecule test -s $* || { tests/harness/cleanup $*; exit 1; }
+
+demo:
+	demo/run
+
+demo-clean:
+	demo/clean
 
 clean:
 	tests/harness/cleanup
