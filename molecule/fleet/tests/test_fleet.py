@@ -1,0 +1,93 @@
+"""The whole fleet: events on the clients reach the receiver through the alert server."""
+
+import os
+import subprocess
+
+import pytest
+
+TOP = os.environ["MOLECULE_PROJECT_DIRECTORY"]
+VAULT = ["--vault-id", f"demo@{TOP}/demo/vault-password.txt"]
+SERVER = "secalert-fleet-server"
+CLIENTS = ["secalert-fleet-debian12", "secalert-fleet-debian13"]
+
+
+@pytest.fixture(scope="session")
+def token():
+    """The secret part of the vaulted receiver URL (read through ansible-vault)."""
+    out = subprocess.run(
+        ["ansible-vault", "view", *VAULT,
+         f"{TOP}/inventories/example/group_vars/all/vault.yml"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    line = next(x for x in out.splitlines() if "json://" in x)
+    secret = line.split("json://", 1)[1].split("@", 1)[0].split(":", 1)[1]
+    assert len(secret) >= 16
+    return secret
+
+
+def _wait_titles(receiver, contains, count, wait=90):
+    return receiver.messages(contains=contains, wait=wait, count=count)
+
+
+def test_verify_playbook_passes(playbook):
+    run = playbook.run(os.path.join(TOP, "playbooks", "verify.yml"), *VAULT)
+    assert run.returncode == 0, run.output
+    for host in [SERVER, *CLIENTS]:
+        assert host in run.output
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_accepted_sudo_arrives_through_the_server(hosts, receiver, client):
+    hosts[client].run("su - alice -c 'sudo -n /bin/bash -c true'")
+    got = _wait_titles(receiver, f"sudo accept on {client}", 1)
+    assert got, f"no accepted-sudo alert from {client}"
+    assert "alice" in got[0]["title"]
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_rejected_sudo_arrives_through_the_server(hosts, receiver, client):
+    out = hosts[client].run("su - alice -c 'sudo -n /bin/cat /etc/shadow'")
+    assert out.rc != 0
+    got = _wait_titles(receiver, f"sudo reject on {client}", 1)
+    assert got, f"no rejected-sudo alert from {client}"
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_failed_ssh_logins_arrive_through_the_server(hosts, receiver, client):
+    for _attempt in range(3):
+        hosts[client].run(
+            "sshpass -p wrong ssh -o StrictHostKeyChecking=no -o PubkeyAuthentication=no "
+            "-o ConnectTimeout=5 alice@localhost true"
+        )
+    got = _wait_titles(receiver, f"SSH login failure on {client}", 1)
+    assert got, f"no SSH alert from {client}"
+    assert any("alice" in (m["body"] or "") for m in got)
+
+
+def test_clients_hold_no_apprise_configuration(hosts, token):
+    for client in CLIENTS:
+        host = hosts[client]
+        assert not host.file("/etc/secalert/apprise.yml").exists
+        leaked = host.run(
+            "grep -rlsF %s /etc /opt /var /root /home /usr/local /run /tmp", token
+        ).stdout.strip()
+        assert leaked == "", f"{client}: {leaked}"
+
+
+def test_no_token_in_world_readable_files_journal_or_processes(hosts, token):
+    for name, host in hosts.items():
+        leaked = host.run(
+            "find /etc /opt /var /tmp /root /home /usr/local /run -xdev -type f -perm -004 "
+            "-size -20M -exec grep -lF %s {} + 2>/dev/null", token,
+        ).stdout.strip()
+        assert leaked == "", f"{name}: {leaked}"
+        assert host.run("journalctl --no-pager -o cat | grep -cF %s", token).stdout.strip() == "0"
+        args = host.check_output("ps -eo args")
+        assert token not in args, f"{name}: token in a process's arguments"
+
+
+def test_rerun_changes_nothing_and_verbose_output_holds_no_token(playbook, token):
+    run = playbook.run("converge.yml", "-vvv", *VAULT)
+    assert run.returncode == 0, run.output[-3000:]
+    assert run.recap and {c["changed"] for c in run.recap.values()} == {0}, run.recap
+    assert token not in run.output
