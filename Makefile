@@ -5,6 +5,7 @@
 #   make lint | sanity | units | build | molecule | molecule-<scenario>
 #   make demo        a fleet in containers, rolled out with site.yml, real events, alerts
 #   make demo-clean  remove the demo fleet
+#   make bench-fleet rollout time by fleet size, end-to-end alert latency
 #   make clean       remove test containers, networks and the build tarball
 #
 # Caches (venv, images, wheels, collections) live in .cache/ (ignored by git).
@@ -26,7 +27,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 SCENARIOS := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard molecule/*/molecule.yml)))))
 
-.PHONY: test setup lint sanity units build molecule clean demo demo-clean $(addprefix molecule-,$(SCENARIOS))
+.PHONY: test setup lint sanity units build molecule clean demo demo-clean bench-fleet $(addprefix molecule-,$(SCENARIOS))
 
 test:
 	@rm -f $(CACHE)/stages
@@ -67,6 +68,10 @@ demo:
 
 demo-clean:
 	demo/clean
+
+# Benchmarks print figures; they are not part of make test.
+bench-fleet: setup
+	benchmarks/fleet_rollout.py
 
 clean:
 	tests/harness/cleanup
