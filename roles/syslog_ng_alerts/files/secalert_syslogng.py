@@ -22,6 +22,7 @@ Delivery model (nothing is acknowledged before it is delivered or deliberately d
   this destination never alerts about its own reports.
 """
 
+import json
 import logging
 import os
 import re
@@ -52,6 +53,8 @@ DEFAULTS = {
     "report_interval": "300",
     "retry_max": "60",
     "venv": "/opt/secalert/venv",
+    "ledger": "",
+    "ledger_max_bytes": "10485760",
 }
 
 # notify types by name, and the syslog-style names a rule may use for severity
@@ -385,7 +388,40 @@ class AppriseDestination(_Base):
         for target in self.targets.values():
             target.reset()
         self.stats["delivered"] += len(batch)
+        self._record(batch)
         return SUCCESS
+
+    def _record(self, batch):
+        """Append the delivered events to the ledger: what every target accepted.
+
+        One JSON line per event (time, tag, title, body), root-only. playbooks/verify.yml
+        reads it to confirm delivery. Kept to ledger_max_bytes by one rotation (.1). A
+        ledger that cannot be written is reported and never holds delivery back.
+        """
+        path = self.opts["ledger"]
+        if not path:
+            return
+        try:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            lines = "".join(
+                json.dumps(
+                    {"time": stamp, "tag": self.tag,
+                     "title": title.decode("utf-8", "replace"),
+                     "body": body.decode("utf-8", "replace")[:2000]},
+                    ensure_ascii=False,
+                ) + "\n"
+                for title, body, _ntype, _fp in batch
+            )
+            try:
+                if os.stat(path).st_size > self._number(self.opts, "ledger_max_bytes", int):
+                    os.replace(path, path + ".1")
+            except FileNotFoundError:
+                pass
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with os.fdopen(fd, "a", encoding="utf-8") as handle:
+                handle.write(lines)
+        except Exception as exc:  # noqa: BLE001 - the ledger never blocks delivery
+            self._report("ledger", f"cannot write the delivery ledger {path}: {exc!r}")
 
     def _load(self, now):
         """(Re)load the Apprise config when it changed; False if Apprise is missing."""

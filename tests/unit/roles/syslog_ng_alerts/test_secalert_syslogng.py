@@ -444,3 +444,49 @@ def test_templates_that_format_to_str_are_accepted(clock, monkeypatch):
     drv.log(msg(1))
     assert drv.cycle() == mod.SUCCESS
     assert dest.sent == [("a", 1, "h1: sudo", "event 1")]
+
+
+def _ledger(path):
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.mark.parametrize(
+    "script, seconds, in_ledger",
+    [
+        ({}, 1, 3),  # delivered at once: every event recorded
+        ({"a": [TRANSIENT, TRANSIENT]}, 10, 3),  # after an outage: recorded once, at the end
+        ({"a": [TRANSIENT] * 50}, 10, 0),  # still failing: nothing recorded
+    ],
+)
+def test_ledger_records_exactly_the_delivered_events(tmp_path, clock, script, seconds, in_ledger):
+    path = tmp_path / "delivered.log"
+    dest = make_dest(clock, script=script, retry_max=2, ledger=str(path))
+    drv = Driver(dest, clock)
+    drv.log(*(msg(f"ledger-{i}") for i in range(3)))
+    drv.run(seconds)
+    rows = _ledger(path)
+    assert len(rows) == in_ledger
+    assert sorted(r["body"] for r in rows) == sorted(f"event ledger-{i}" for i in range(in_ledger))
+    if rows:
+        assert {r["tag"] for r in rows} == {"secalert"}
+        assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_ledger_rotates_and_a_broken_ledger_never_blocks_delivery(tmp_path, clock):
+    path = tmp_path / "delivered.log"
+    dest = make_dest(clock, ledger=str(path), ledger_max_bytes=10)
+    drv = Driver(dest, clock)
+    drv.log(msg(1))
+    drv.cycle()
+    drv.log(msg(2))
+    drv.cycle()
+    assert [r["body"] for r in _ledger(path)] == ["event 2"]
+    assert [r["body"] for r in _ledger(tmp_path / "delivered.log.1")] == ["event 1"]
+
+    broken = make_dest(clock, ledger=str(tmp_path / "missing-dir" / "delivered.log"))
+    drv = Driver(broken, clock)
+    drv.log(msg(3))
+    assert drv.cycle() == mod.SUCCESS and drv.acked == 1
+    assert any("delivery ledger" in m for _1, m in syslogng.Logger.records)
