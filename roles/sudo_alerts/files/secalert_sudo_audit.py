@@ -963,3 +963,29 @@ def _exit_fields(status_kind, status):
     if kind == int(reasons.SUDO_ERROR):
         return {"sudo_error": int(status)}
     return {"status_kind": kind, "status": int(status)}
+
+
+def main(argv):
+    """``python3 -I secalert_sudo_audit.py --check CONFIG``: validate a configuration.
+
+    The role runs this on the rendered file before it replaces the live one.
+    """
+    import sys
+
+    if len(argv) != 3 or argv[1] != "--check":
+        sys.stderr.write("usage: secalert_sudo_audit.py --check CONFIG\n")
+        return 2
+    try:
+        settings = load_settings(argv[2])
+    except ConfigError as exc:
+        sys.stderr.write(f"invalid: {exc}\n")
+        return 1
+    sys.stdout.write("ok: delivery {}, {} rules\n".format(settings["delivery"],
+                                                           len(settings["compiled_rules"])))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv))
