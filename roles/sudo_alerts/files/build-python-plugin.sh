@@ -59,7 +59,24 @@ timeout 900 apt-get install -y -q --no-install-recommends gcc make libc6-dev dpk
     python3-dev libpam0g-dev libselinux1-dev libaudit-dev zlib1g-dev xz-utils >> "$log" 2>&1
 step "source of sudo=$version"
 timeout 300 apt-get "$@" update -q >> "$log" 2>&1
-(cd "$work" && timeout 300 apt-get "$@" source -q "sudo=$version") >> "$log" 2>&1
+if ! (cd "$work" && timeout 300 apt-get "$@" source -q "sudo=$version") >> "$log" 2>&1; then
+    # Some mirrors carry the upstream tarball but not Debian's .dsc/.debian.tar.xz of a
+    # point release (seen for trixie's 1.9.16p2-3+deb13u5). Debian's patches touch sudo
+    # and sudoers, not plugins/python, and the plugin links the installed libsudo_util:
+    # the upstream tarball of the same version, checked against the hash in the source
+    # index, builds the same python_plugin.so.
+    step "apt-get source failed: building from the upstream tarball of sudo $version"
+    # (in an empty directory: apt does not print what the failed attempt downloaded)
+    mkdir "$work/uris"
+    (cd "$work/uris" && apt-get "$@" source --print-uris -q "sudo=$version") 2>> "$log" \
+        | sed -n "s/^'\([^']*\.orig\.tar\.[a-z0-9]*\)' \([^ ]*\) [0-9]* \(SHA256:[0-9a-f]*\)\$/\1 \2 \3/p" \
+        > "$work/orig"
+    read -r url file hash < "$work/orig" || { echo "no upstream tarball in the source index" >> "$log"; exit 1; }
+    timeout 300 /usr/lib/apt/apt-helper download-file "$url" "$work/$file" "$hash" >> "$log" 2>&1
+    rm -rf "$work"/sudo-*/
+    tar -C "$work" -xf "$work/$file"
+    echo "upstream-tarball" > "$out/source"
+fi
 src=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name 'sudo-*' | head -n 1)
 [ -n "$src" ] || { echo "no source tree" >> "$log"; exit 1; }
 cd "$src"

@@ -1,0 +1,248 @@
+"""sudo_alerts on real sudo: events, direct alerts, faults that must leave sudo working.
+
+Each test that breaks something restores it in a ``finally`` and, on failure, shows the
+guard's and the plugin's journal, the rendered config and the plugin line of sudo.conf.
+"""
+
+import json
+import shlex
+
+import pytest
+from conftest import wait_for
+
+MODULE = "/usr/libexec/secalert/secalert_sudo_audit.py"
+CONFIG = "/etc/secalert/sudo_alerts.json"
+CTL = "/usr/libexec/secalert/sudo-alerts-ctl"
+MARK = "#secalert-disabled# "
+LOADED = [
+    "/", "/usr", "/usr/libexec", "/usr/libexec/secalert", MODULE,
+    "/usr/libexec/secalert/python_plugin.so", CTL, "/etc", "/etc/sudo.conf",
+    "/etc/secalert", CONFIG, "/run/secalert",
+]
+
+
+@pytest.fixture(params=["debian12", "debian13"])
+def host(request, hosts):
+    (name,) = [n for n in hosts if n.endswith(request.param)]
+    return hosts[name]
+
+
+def diagnose(host):
+    """What a person would look at when a test fails here."""
+    out = host.run(
+        "journalctl --no-pager -n 60 -t secalert-sudo -t secalert-sudo-guard "
+        "-t secalert-send -t sudo -u secalert-sudo-guard.service; "
+        "echo '--- %s'; cat %s; echo '--- sudo.conf'; grep -n python_audit /etc/sudo.conf; "
+        "echo '--- status'; %s status", CONFIG, CONFIG, CTL)
+    return "\n" + out.stdout + out.stderr
+
+
+def as_user(host, command, password, user="alice"):
+    """Run ``command`` (a shell string) as ``user``, feeding ``password`` to sudo -S."""
+    inner = f"printf '%s\\n' {shlex.quote(password)} | timeout -k 5 60 {command}"
+    return host.run("su - %s -c %s", user, inner)
+
+
+def auth_events(host, marker):
+    """secalert-sudo events in /var/log/auth.log (written by rsyslog) that mention marker."""
+    out = host.run("grep -F -- %s /var/log/auth.log", marker).stdout
+    events = []
+    for line in out.splitlines():
+        if "secalert-sudo[" in line:
+            events.append(json.loads(line.split("]: ", 1)[1]))
+    return events
+
+
+def wait_events(host, marker, count=1, timeout=30):
+    return wait_for(lambda: len(auth_events(host, marker)) >= count and auth_events(
+        host, marker), timeout) or []
+
+
+def sudo_works(host):
+    root = host.run("timeout -k 5 30 sudo -n true")
+    user = as_user(host, "sudo -S -p '' /usr/bin/true", "Al1ce-sudo-pass")
+    return root.rc == 0 and user.rc == 0
+
+
+def reenable(host):
+    """Put the plugin line back the way the role does (proven, or rolled back)."""
+    line = host.run("grep -F 'ModulePath=%s' /etc/sudo.conf", MODULE).stdout.strip()
+    line = line.removeprefix(MARK)
+    return host.run("%s enable %s", CTL, line)
+
+
+@pytest.mark.parametrize("path", LOADED)
+def test_what_sudo_loads_is_root_owned_and_not_writable_by_others(host, path):
+    f = host.file(path)
+    assert f.exists, path
+    assert f.uid == 0 and f.gid == 0, (path, f.user, f.group)
+    assert not f.mode & 0o022, (path, oct(f.mode))
+
+
+def test_plugin_is_enabled_and_loaded(host):
+    assert host.run(CTL + " status").stdout.strip() == "enabled", diagnose(host)
+    version = host.run("sudo -V")
+    assert "secalert sudo audit plugin version" in version.stdout, diagnose(host)
+    assert host.file(CONFIG).mode == 0o600
+    built = host.file("/usr/libexec/secalert/python_plugin.key").content_string
+    sudo_version = host.run("dpkg-query -W -f='${Version}' sudo").stdout
+    assert f"sudo_version={sudo_version}\n" in built
+    # the build's compiler was purged again
+    assert host.run("command -v gcc cc make").rc != 0
+
+
+def test_accepted_command_is_logged(host, marker):
+    run = as_user(host, f"sudo -S -p '' /usr/bin/echo {marker}", "Al1ce-sudo-pass")
+    assert run.rc == 0, run.stderr
+    events = wait_events(host, marker)
+    assert [(e["decision"], e["user"], e["command"], e["rule"]) for e in events] == [
+        ("accept", "alice", "/usr/bin/echo", "routine")], diagnose(host)
+    assert events[0]["args"] == [marker] and events[0]["runas_user"] == "root"
+
+
+def test_rejected_command_is_logged(host, marker):
+    run = as_user(host, f"sudo -S -p '' /usr/bin/cat /etc/shadow {marker}", "Al1ce-sudo-pass")
+    assert run.rc != 0
+    events = wait_events(host, marker)
+    assert [(e["decision"], e["user"], e["rule"], e["severity"]) for e in events] == [
+        ("reject", "alice", "denied", "critical")], diagnose(host)
+    assert "not allowed" in events[0]["reason"]
+
+
+def test_wrong_password_is_logged(host, marker):
+    run = as_user(host, f"sudo -S -p '' /usr/bin/echo {marker}", "wrong\nwrong\nwrong")
+    assert run.rc != 0
+    events = wait_events(host, marker)
+    assert [(e["decision"], e["user"], e["rule"]) for e in events] == [
+        ("reject", "alice", "denied")], diagnose(host)
+    assert "password" in events[0]["reason"] or "authentication" in events[0]["reason"]
+
+
+def test_direct_mode_delivers_to_the_receiver(host, receiver, marker):
+    run = as_user(host, f"sudo -S -p '' /bin/bash -c ': {marker}'", "Al1ce-sudo-pass")
+    assert run.rc == 0, run.stderr
+    messages = receiver.messages(contains=marker, wait=30, count=1)
+    assert len(messages) == 1, diagnose(host)
+    assert messages[0]["title"].startswith("[warning] sudo: alice ran /bin/bash as root")
+    assert wait_events(host, marker), "the syslog copy is missing" + diagnose(host)
+
+
+def test_a_burst_costs_one_sender_and_loses_nothing(host, receiver, marker):
+    script = (f"for i in $(seq 1 25); do sudo -n /bin/bash -c ': {marker} '$i; done")
+    assert host.run("bash -c %s", script).rc == 0
+    messages = wait_for(lambda: _burst_total(receiver, marker) >= 25 and receiver.messages(
+        contains=marker), 60)
+    assert _burst_total(receiver, marker) == 25, (messages, diagnose(host))
+    assert len(messages) < 25, "no digest: one notification per event"
+
+
+def _burst_total(receiver, marker):
+    total = 0
+    for message in receiver.messages(contains=marker):
+        title = message["title"]
+        total += int(title.split(" events on ")[0].rsplit(" ", 1)[1]) if (
+            " events on " in title) else 1
+    return total
+
+
+FAULTS = {
+    # name: (break it, repair it)
+    "module deleted": (f"mv {MODULE} /root/module.bak", f"mv /root/module.bak {MODULE}"),
+    "module syntax error": (f"cp -p {MODULE} /root/module.bak && echo 'def (:' >> {MODULE}",
+                            f"mv /root/module.bak {MODULE}"),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_guard_disables_a_plugin_that_breaks_sudo(host, fault):
+    """sudo itself refuses every command when the module is gone or does not compile.
+
+    Nothing in Python can handle that: the guard (a systemd path unit on the module, the
+    .so and /usr/bin/sudo; also a dpkg hook and a timer) comments our line out within a
+    second or two. Until it has run, sudo refuses commands: that window is the limit.
+    """
+    breaker, repair = FAULTS[fault]
+    try:
+        assert host.run(breaker).rc == 0
+        assert wait_for(lambda: sudo_works(host), 30), "sudo still broken" + diagnose(host)
+        assert host.run(CTL + " status").stdout.strip() == "disabled"
+        log = host.run("journalctl --no-pager -t secalert-sudo-guard").stdout
+        assert "disabled the secalert sudo audit plugin" in log, diagnose(host)
+    finally:
+        host.run(repair)
+        enabled = reenable(host)
+    assert enabled.rc == 0, enabled.stderr + diagnose(host)
+
+
+def test_enable_rolls_back_a_line_that_breaks_sudo(host):
+    before = host.file("/etc/sudo.conf").content_string
+    line = [ln for ln in before.splitlines() if ln.startswith("Plugin python_audit")][0]
+    bad = line.replace("ClassName=SecalertAuditPlugin", "ClassName=NoSuchClass")
+    run = host.run("%s enable %s", CTL, bad)
+    assert run.rc == 1 and "NOT enabled" in run.stderr, run.stderr
+    assert "previous /etc/sudo.conf is restored" in run.stderr
+    assert host.file("/etc/sudo.conf").content_string == before
+    assert sudo_works(host)
+
+
+@pytest.mark.parametrize("fault, breaker, repair", [
+    ("config missing", f"mv {CONFIG} /root/config.bak", f"mv /root/config.bak {CONFIG}"),
+    ("config garbage", f"cp -p {CONFIG} /root/config.bak && echo '{{x' > {CONFIG}",
+     f"mv /root/config.bak {CONFIG}"),
+    ("config not root-owned", f"chown alice {CONFIG}", f"chown root {CONFIG}"),
+])
+def test_config_faults_leave_sudo_working(host, marker, fault, breaker, repair):
+    before = _config_faults(host)
+    try:
+        assert host.run(breaker).rc == 0
+        assert sudo_works(host), diagnose(host)
+        run = as_user(host, f"sudo -S -p '' /usr/bin/echo {marker}", "Al1ce-sudo-pass")
+        assert run.rc == 0 and "Traceback" not in run.stderr + run.stdout
+        # a fault event, then the command's event from the built-in rules
+        assert wait_events(host, marker), diagnose(host)
+        assert _config_faults(host) > before, diagnose(host)
+    finally:
+        host.run(repair)
+
+
+def _config_faults(host):
+    out = host.run("grep -c '\"type\":\"fault\",.*\"where\":\"config\"' /var/log/auth.log")
+    return int(out.stdout.strip() or 0)
+
+
+def test_apprise_missing_leaves_sudo_working_and_is_logged(host, marker):
+    purelib = host.run("ls -d /opt/secalert/venv/lib/python3.*/site-packages").stdout.strip()
+    try:
+        assert host.run("mv %s/apprise /root/apprise.bak", purelib).rc == 0
+        run = as_user(host, f"sudo -S -p '' /bin/bash -c ': {marker}'", "Al1ce-sudo-pass")
+        assert run.rc == 0, run.stderr
+        logged = wait_for(lambda: "apprise is not importable" in host.run(
+            "journalctl --no-pager -t secalert-send --since -2min").stdout, 30)
+        assert logged, diagnose(host)
+    finally:
+        host.run("mv /root/apprise.bak %s/apprise", purelib)
+
+
+def test_syslog_daemon_stopped_leaves_sudo_working(host, receiver, marker):
+    try:
+        assert host.run("systemctl stop rsyslog.service syslog.socket").rc == 0
+        assert sudo_works(host), diagnose(host)
+        run = as_user(host, f"sudo -S -p '' /bin/bash -c ': {marker}'", "Al1ce-sudo-pass")
+        assert run.rc == 0
+        # direct delivery does not need the syslog daemon
+        assert receiver.messages(contains=marker, wait=30, count=1), diagnose(host)
+    finally:
+        host.run("systemctl start rsyslog.service")
+
+
+def test_guard_reports_a_stale_plugin(host):
+    key = "/usr/libexec/secalert/python_plugin.key"
+    try:
+        host.run("cp -p %s /root/key.bak && sed -i 's/^sudo_version=.*/sudo_version=0.0-old/' %s",
+                 key, key)
+        assert host.run(CTL + " guard --from test").rc == 0
+        log = host.run("journalctl --no-pager -t secalert-sudo-guard").stdout
+        assert "was built for sudo 0.0-old" in log, diagnose(host)
+        assert host.run(CTL + " status").stdout.strip() == "enabled"
+    finally:
+        host.run("mv /root/key.bak %s", key)
