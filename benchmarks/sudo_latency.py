@@ -1,0 +1,278 @@
+#!/usr/bin/env python3
+"""Latency of `sudo -n true` with and without audit plugins (prints figures, asserts nothing).
+
+Runs against a converged `sudo_alerts` scenario host (plugin built and installed, Apprise
+venv, the receiver container on the scenario network)::
+
+    molecule converge -s sudo_alerts
+    python benchmarks/sudo_latency.py [--host NAME] [--rounds 30] [--slow-rounds 8]
+    molecule destroy -s sudo_alerts
+
+Configurations (one sudo.conf each; the other lines of the host's sudo.conf are kept):
+
+none    no Python plugin
+empty   an empty python_audit plugin (the floor of any Python plugin: the interpreter)
+syslog  secalert's plugin, syslog delivery
+direct  secalert's plugin, direct delivery, with a rule that pushes *every* command (so
+        each `sudo -n true` queues an alert; a burst is sent by one detached sender)
+sync    the talk's way, a BENCHMARK FIXTURE that is not shipped: Apprise imported and
+        notify() called inside sudo's accept()
+
+each with the receiver instant (ok), delayed by one second (slow), hanging (hang, Apprise
+gives up after its 4 s timeout) and down (connection refused). Within one receiver
+condition the configurations are interleaved round by round (shuffled each round) so that
+drift on a shared machine hits them alike. Timing runs inside the container (no podman
+exec per sample). Prints median and p90 in ms and the ratio of each median to the empty
+plugin's in the same condition; the goal for `syslog` and `direct` is <= 1.10.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+
+CONDITIONS = {"ok": ["ok"], "slow": ["slow", "--delay", "1"], "hang": ["hang"],
+              "down": ["down"]}
+CONFIGS = ["none", "empty", "syslog", "direct", "sync"]
+
+# ---------------------------------------------------------------- in-container driver
+# Runs with the host's /usr/bin/python3 as root inside the container.
+DRIVER = r'''
+import glob, json, os, random, shutil, statistics, subprocess, sys, time
+
+BENCH = "/root/secalert-bench"
+CONF = "/etc/sudo.conf"
+MODULE = "/usr/libexec/secalert/secalert_sudo_audit.py"
+SO = "/usr/libexec/secalert/python_plugin.so"
+SPOOL_LOCK = "/run/secalert/sudo-sender.lock"
+
+EMPTY = """
+import sudo
+
+class EmptyAudit(sudo.Plugin):
+    def accept(self, plugin_name, plugin_type, command_info, run_argv, run_envp):
+        return sudo.RC.OK
+"""
+
+# BENCHMARK FIXTURE, NOT SHIPPED: the talk's synchronous plugin. Apprise is imported and
+# notify() runs inside sudo, once per command (the front end's accept).
+SYNC = """
+import sys
+sys.path.insert(0, %(purelib)r)
+import apprise
+import sudo
+
+class TalkSyncAudit(sudo.Plugin):
+    def accept(self, plugin_name, plugin_type, command_info, run_argv, run_envp):
+        if int(plugin_type) == int(sudo.PLUGIN_TYPE.SUDO):
+            notifier = apprise.Apprise()
+            notifier.add(%(url)r)
+            notifier.notify(title="sudo by someone", body=" ".join(run_argv))
+        return sudo.RC.OK
+"""
+
+
+def setup(url):
+    os.makedirs(BENCH, mode=0o700, exist_ok=True)
+    purelib = glob.glob("/opt/secalert/venv/lib/python3.*/site-packages")[0]
+    with open(f"{BENCH}/empty_audit.py", "w") as fh:
+        fh.write(EMPTY)
+    with open(f"{BENCH}/talk_sync_audit.py", "w") as fh:
+        fh.write(SYNC % {"purelib": purelib, "url": url})
+    with open("/etc/secalert/sudo_alerts.json") as fh:
+        live = json.load(fh)
+    for name, delivery in (("syslog", "syslog"), ("direct", "direct")):
+        cfg = dict(live, delivery=delivery)
+        if delivery == "direct":
+            cfg["rules"] = [{"name": "bench", "match": {}, "action": "alert",
+                             "severity": "warning", "tags": ["sudo"]}]
+        path = f"{BENCH}/{name}.json"
+        with open(path, "w") as fh:
+            json.dump(cfg, fh)
+        os.chmod(path, 0o600)
+    with open(CONF) as fh:
+        original = fh.read()
+    shutil.copy2(CONF, f"{BENCH}/sudo.conf.orig")
+    base = [ln for ln in original.splitlines() if "python_audit" not in ln]
+    plugin = f"Plugin python_audit {SO} ModulePath="
+    ours = plugin + MODULE + " ClassName=SecalertAuditPlugin Config=" + BENCH + "/%s.json"
+    lines = {
+        "none": None,
+        "empty": f"{plugin}{BENCH}/empty_audit.py ClassName=EmptyAudit",
+        "syslog": ours % "syslog",
+        "direct": ours % "direct",
+        "sync": f"{plugin}{BENCH}/talk_sync_audit.py ClassName=TalkSyncAudit",
+    }
+    texts = {}
+    for name, line in lines.items():
+        texts[name] = "\n".join(base + ([line] if line else [])) + "\n"
+    return texts
+
+
+def settle():
+    """Let a sender of the previous condition finish (bounded), start with no spool."""
+    import fcntl
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        try:
+            fd = os.open(SPOOL_LOCK, os.O_RDWR)
+        except FileNotFoundError:
+            break
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            time.sleep(0.2)
+        finally:
+            os.close(fd)
+    for path in ("/run/secalert/sudo-spool", "/run/secalert/sudo-spool.work"):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+def install(text):
+    with open(CONF + ".bench", "w") as fh:
+        fh.write(text)
+    os.chmod(CONF + ".bench", 0o644)
+    os.replace(CONF + ".bench", CONF)
+
+
+def preflight(texts, configs):
+    """Each configuration must run sudo before it is timed (else the figures lie)."""
+    for name in configs:
+        install(texts[name])
+        try:
+            proc = subprocess.run(["sudo", "-n", "true"], stdin=subprocess.DEVNULL,
+                                  capture_output=True, text=True, timeout=30, check=False)
+        except subprocess.TimeoutExpired:
+            continue  # slow, not broken: that is what is being measured
+        if proc.returncode != 0:
+            raise SystemExit(f"{name}: sudo -n true fails: {proc.stderr.strip()}")
+
+
+def measure(texts, configs, rounds, seed):
+    preflight(texts, configs)
+    settle()
+    rng = random.Random(seed)
+    samples = {name: [] for name in configs}
+    failures = {name: 0 for name in configs}
+    for _ in range(rounds):
+        order = list(configs)
+        rng.shuffle(order)
+        for name in order:
+            install(texts[name])
+            start = time.perf_counter()
+            try:
+                rc = subprocess.run(["sudo", "-n", "true"], stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    timeout=30, check=False).returncode
+            except subprocess.TimeoutExpired:
+                rc = "timeout"
+            elapsed = (time.perf_counter() - start) * 1000
+            if rc != 0:
+                failures[name] += 1
+            samples[name].append(elapsed)
+    return samples, failures
+
+
+def main():
+    action, arg = sys.argv[1], json.loads(sys.argv[2])
+    if action == "run":
+        texts = setup(arg["url"])
+        try:
+            samples, failures = measure(texts, arg["configs"], arg["rounds"], arg["seed"])
+        finally:
+            shutil.copy2(f"{BENCH}/sudo.conf.orig", CONF)
+        print(json.dumps({"samples": samples, "failures": failures}))
+    elif action == "restore":
+        if os.path.exists(f"{BENCH}/sudo.conf.orig"):
+            shutil.copy2(f"{BENCH}/sudo.conf.orig", CONF)
+        shutil.rmtree(BENCH, ignore_errors=True)
+
+
+main()
+'''
+
+
+def run(argv, timeout=3600):
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def receiver_mode(receiver, condition):
+    proc = run(["podman", "exec", receiver, "python3", "/receiver/receiver.py", "mode",
+                *CONDITIONS[condition]], timeout=60)
+    if proc.returncode != 0:
+        sys.exit(f"receiver mode {condition}: {proc.stderr}")
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def median(values):
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--host", default="secalert-sudo_alerts-debian12")
+    parser.add_argument("--receiver", default="secalert-sudo_alerts-receiver")
+    parser.add_argument("--url", default="json://receiver:8080/bench")
+    parser.add_argument("--rounds", type=int, default=30,
+                        help="samples per configuration and condition")
+    parser.add_argument("--slow-rounds", type=int, default=8,
+                        help="samples for `sync` when the receiver is slow, hangs or is down "
+                             "(each takes 1-5 s)")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+
+    results = {}
+    try:
+        for condition in CONDITIONS:
+            receiver_mode(args.receiver, condition)
+            fast = [c for c in CONFIGS if c != "sync"] if condition != "ok" else CONFIGS
+            plans = [(fast, args.rounds)]
+            if condition != "ok":
+                # sync costs seconds per call here: fewer rounds, still interleaved
+                plans.append((["empty", "direct", "sync"], args.slow_rounds))
+            for configs, rounds in plans:
+                payload = json.dumps({"url": args.url, "configs": configs, "rounds": rounds,
+                                      "seed": args.seed})
+                proc = run(["podman", "exec", args.host, "python3", "-c", DRIVER, "run",
+                            payload])
+                if proc.returncode != 0:
+                    sys.exit(f"driver failed: {proc.stderr[-2000:]}")
+                data = json.loads(proc.stdout)
+                for name in configs:
+                    cell = results.setdefault((condition, name), {"samples": [], "failures": 0})
+                    cell["samples"] += data["samples"][name]
+                    cell["failures"] += data["failures"][name]
+                print(f"# {condition}: {', '.join(configs)} x {rounds} done", file=sys.stderr)
+    finally:
+        receiver_mode(args.receiver, "ok")
+        run(["podman", "exec", args.host, "python3", "-c", DRIVER, "restore", "{}"])
+
+    print(f"sudo -n true on {args.host}, ms (ratio = median / median of `empty` in the "
+          "same receiver condition)\n")
+    print("| receiver | config | n | median | p90 | ratio | failed |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for condition in CONDITIONS:
+        floor = median(results[(condition, "empty")]["samples"])
+        for name in CONFIGS:
+            cell = results.get((condition, name))
+            if not cell:
+                continue
+            values = cell["samples"]
+            print(f"| {condition} | {name} | {len(values)} | {median(values):.1f} | "
+                  f"{percentile(values, 0.9):.1f} | {median(values) / floor:.2f}x | "
+                  f"{cell['failures']} |")
+
+
+if __name__ == "__main__":
+    main()
