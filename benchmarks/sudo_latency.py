@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Latency of `sudo -n true` with and without audit plugins (prints figures, asserts nothing).
 
 Runs against a converged `sudo_alerts` scenario host (plugin built and installed, Apprise

@@ -22,7 +22,7 @@ class SyslogReceiver:
 
     def frames(self):
         out = []
-        for _ in range(10000):
+        for _unused in range(10000):
             try:
                 out.append(self.sock.recv(65536))
             except BlockingIOError:
@@ -33,7 +33,7 @@ class SyslogReceiver:
         """Parsed JSON payloads of every frame received so far."""
         result = []
         for frame in self.frames():
-            header, _, payload = frame.decode("utf-8").partition(": ")
+            header, _unused, payload = frame.decode("utf-8").partition(": ")
             assert header.startswith("<") and "secalert-sudo[" in header, frame
             result.append(json.loads(payload))
         return result

@@ -85,7 +85,7 @@ def test_spools_event_and_starts_detached_sender(write_config, receiver, fake_py
     assert head["cwd"] == "/"
     assert "hunter2" not in record and head["env"].split() == [
         "HOME=/", "LANG=C.UTF-8", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"]
-    sid, _, pid = head["sid"].partition(" pid: ")
+    sid, _unused, pid = head["sid"].partition(" pid: ")
     if sid != "unknown":
         assert sid.strip() == pid, "sender must lead its own session"
     (event,) = spooled(shortdir)
@@ -101,7 +101,7 @@ def test_no_second_sender_while_one_runs(write_config, receiver, fake_python, sh
     fd = os.open(os.path.join(shortdir, "lock"), os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)  # a sender is draining
     try:
-        for _ in range(5):
+        for _unused in range(5):
             run_accepted(make_plugin(path), ["/bin/sh"])
         time.sleep(0.3)
         assert sent_records(shortdir) == []
@@ -182,7 +182,7 @@ def test_sender_missing_with_fail_closed_denies_but_logs(write_config, receiver,
 
 def test_spawn_failure_does_not_leak_descriptors(shortdir):
     before = len(os.listdir("/proc/self/fd"))
-    for _ in range(20):
+    for _unused in range(20):
         with pytest.raises(OSError):
             p.spawn_sender([os.path.join(shortdir, "missing")])
         p.sender_running(os.path.join(shortdir, "lock"))

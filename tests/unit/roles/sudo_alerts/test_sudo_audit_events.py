@@ -202,4 +202,4 @@ def test_plugin_id_and_drop_count_in_events(write_config, receiver, shortdir):
 def test_show_version():
     plugin = p.SecalertAuditPlugin(plugin_options=("Config=/nonexistent",))
     assert plugin.show_version(1) == OK
-    assert any("secalert sudo audit plugin version" in text for _, text in sudo.LOG)
+    assert any("secalert sudo audit plugin version" in text for _unused, text in sudo.LOG)

@@ -141,7 +141,7 @@ def test_module_imports_without_sudo(monkeypatch):
 
 def test_syslog_socket_missing_is_counted(shortdir):
     counter = os.path.join(shortdir, "sub", "drops")
-    for _ in range(3):
+    for _unused in range(3):
         assert p.send_syslog(b"x", os.path.join(shortdir, "nope")) == "ENOENT"
         p._bump_counter(counter)
     assert p.drop_count(counter) == 3
@@ -158,7 +158,7 @@ def test_syslog_daemon_stopped_leaves_stale_socket(shortdir):
 def test_full_datagram_queue_never_blocks(receiver, write_config, shortdir):
     # Fill the receiver's queue (a stuck syslog daemon), then run sudo twenty times.
     filler = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    for _ in range(100000):
+    for _unused in range(100000):
         try:
             filler.sendto(b"f" * 200, socket.MSG_DONTWAIT, receiver.path)
         except BlockingIOError:
@@ -167,7 +167,7 @@ def test_full_datagram_queue_never_blocks(receiver, write_config, shortdir):
         pytest.fail("queue never filled")
     path = write_config()
     start = time.monotonic()
-    for _ in range(20):
+    for _unused in range(20):
         assert run_accepted(make_plugin(path), ["/usr/bin/id"]) == [OK, OK, OK]
     assert time.monotonic() - start < 2
     assert p.drop_count(os.path.join(shortdir, "drops")) == 20
@@ -180,7 +180,7 @@ def test_stream_socket_is_used_without_blocking(shortdir):
     server.bind(path)
     server.listen(1)
     assert p.send_syslog(b"<86>hello", path) is None
-    conn, _ = server.accept()
+    conn, _unused = server.accept()
     conn.settimeout(2)
     assert conn.recv(100) == b"<86>hello\0"
     conn.close()
@@ -193,7 +193,7 @@ def test_stuck_stream_socket_never_blocks(shortdir):
     server.bind(path)
     server.listen(0)  # never accepts: the backlog fills up
     start = time.monotonic()
-    results = [p.send_syslog(b"x" * 100, path) for _ in range(50)]
+    results = [p.send_syslog(b"x" * 100, path) for _unused in range(50)]
     assert time.monotonic() - start < 1
     assert {"EAGAIN"} & set(results)
     server.close()

@@ -177,7 +177,7 @@ def test_several_events_and_surplus(monkeypatch, apprise_config, http_receiver, 
     ({"user": "@everyone\n**x**", "host": "<@1>"}, "[warning] sudo: @\u200beveryone **x** ran"),
 ])
 def test_titles(changes, title):
-    got, body, _ = send.format_event(dict(EVENT, **changes))
+    got, body, _unused = send.format_event(dict(EVENT, **changes))
     assert got.startswith(title)
     assert "\n" not in got and len(got) <= send.TITLE_LIMIT
 
@@ -234,7 +234,7 @@ def test_spool_single_events_are_sent_one_by_one(monkeypatch, apprise_config, ht
     spool(EVENT, dict(EVENT, decision="reject", tags=["sudo", "sudo-denied"],
                       severity="critical"))
     assert send.main(drain_argv(config, spool)) == send.EXIT_OK, logged
-    paths = sorted(path.split("?")[0] for path, _ in http_receiver.received)
+    paths = sorted(path.split("?")[0] for path, _unused in http_receiver.received)
     assert paths == ["/chat", "/denied"]
     assert not os.path.exists(spool.path) and not os.path.exists(spool.path + ".work")
 
@@ -246,7 +246,7 @@ def test_spool_burst_becomes_one_digest(monkeypatch, apprise_config, http_receiv
     burst[7] = dict(burst[7], severity="critical")
     spool(*burst)
     assert send.main(drain_argv(config, spool)) == send.EXIT_OK, logged
-    ((_, payload),) = http_receiver.received
+    ((_unused, payload),) = http_receiver.received
     assert payload["title"] == "[critical] sudo: 40 events on web1 (40 accept)"
     body = payload["message"]
     assert len(body) <= send.BODY_LIMIT and "@everyone" not in body
@@ -275,7 +275,7 @@ def test_spool_leftover_of_a_crashed_sender_is_sent(apprise_config, http_receive
     os.rename(spool.path, spool.path + ".work")
     spool(dict(EVENT, user="bob"))
     assert send.main(drain_argv(config, spool)) == send.EXIT_OK
-    users = sorted(p["title"].split()[2] for _, p in http_receiver.received)
+    users = sorted(p["title"].split()[2] for _unused, p in http_receiver.received)
     assert users == ["alice", "bob"]
 
 
