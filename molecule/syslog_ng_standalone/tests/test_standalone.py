@@ -10,7 +10,8 @@ CONF = "/etc/syslog-ng/conf.d/secalert.conf"
 def sudo_event(marker, severity="critical", decision="accept"):
     return json.dumps(
         {"schema": 1, "type": "sudo", "user": "alice", "command": "/usr/sbin/visudo",
-         "runas_user": "root", "decision": decision, "rule": "sensitive-editor",
+         "args": ["-f", f"/etc/sudoers.d/{marker}"], "runas_user": "root",
+         "decision": decision, "rule": "sensitive-editor",
          "severity": severity, "tags": ["sudo", "sudo-sensitive"], "tty": "pts/0",
          "cwd": f"/home/{marker}"},
         separators=(",", ":"),
@@ -21,7 +22,8 @@ def sudo_event(marker, severity="critical", decision="accept"):
 PRESET_EVENTS = [
     ("sudo_events", "secalert-sudo", "authpriv.crit", None,
      "sudo accept on {h}: alice ran /usr/sbin/visudo",
-     "alice ran /usr/sbin/visudo as root on {h} (tty pts/0, cwd /home/{m}): "
+     "alice ran /usr/sbin/visudo (arguments: -f,/etc/sudoers.d/{m}) as root on {h} "
+     "(tty pts/0, cwd /home/{m}): "
      "accept by rule sensitive-editor, critical", "failure"),
     ("sudo_log", "sudo", "authpriv.notice",
      "alice : TTY=pts/0 ; PWD=/home/{m} ; USER=root ; COMMAND=/usr/bin/id",
@@ -97,6 +99,12 @@ def test_preset_event_arrives_with_title_body_and_type(hosts, receiver, marker, 
         assert message_["body"] == body.format(m=marker, h=name, msg=text)
         assert message_["type"] == ntype
         assert message_["path"] == ("/outage" if case[0] == "user_rule" else "/alerts")
+    # Every target accepted it: the delivery ledger (read by verify.yml) says so.
+    for host in hosts.values():
+        ledger = host.file("/var/log/secalert/delivered.log")
+        assert (ledger.user, ledger.mode) == ("root", 0o600)
+        assert marker in ledger.content_string
+        assert host.file("/var/log/secalert").mode == 0o700
 
 
 def test_events_that_match_no_rule_do_not_arrive(hosts, receiver, marker):
