@@ -980,8 +980,8 @@ def main(argv):
     except ConfigError as exc:
         sys.stderr.write(f"invalid: {exc}\n")
         return 1
-    sys.stdout.write("ok: delivery {}, {} rules\n".format(settings["delivery"],
-                                                           len(settings["compiled_rules"])))
+    rules = len(settings["compiled_rules"])
+    sys.stdout.write(f"ok: delivery {settings['delivery']}, {rules} rules\n")
     return 0
 
 
