@@ -20,9 +20,12 @@ sync    the talk's way, a BENCHMARK FIXTURE that is not shipped: Apprise importe
 each with the receiver instant (ok), delayed by one second (slow), hanging (hang, Apprise
 gives up after its 4 s timeout) and down (connection refused). Within one receiver
 condition the configurations are interleaved round by round (shuffled each round) so that
-drift on a shared machine hits them alike. Timing runs inside the container (no podman
-exec per sample). Prints median and p90 in ms and the ratio of each median to the empty
-plugin's in the same condition; the goal for `syslog` and `direct` is <= 1.10.
+drift on a shared machine hits them alike. Interleaved, direct mode sees sudo calls some
+100-300 ms apart; the `burst` rows run blocks of --burst consecutive calls of one
+configuration (a tight loop: every call queues an alert while the sender is busy).
+Timing runs inside the container (no podman exec per sample). Prints median and p90 in ms
+and the ratio of each median to the empty plugin's in the same condition; the goal for
+`syslog` and `direct` is <= 1.10.
 """
 
 import argparse
@@ -151,16 +154,16 @@ def preflight(texts, configs):
             raise SystemExit(f"{name}: sudo -n true fails: {proc.stderr.strip()}")
 
 
-def measure(texts, configs, rounds, seed):
+def measure(texts, configs, rounds, seed, block):
     preflight(texts, configs)
     settle()
     rng = random.Random(seed)
     samples = {name: [] for name in configs}
     failures = {name: 0 for name in configs}
-    for _ in range(rounds):
+    for _round in range(rounds):
         order = list(configs)
         rng.shuffle(order)
-        for name in order:
+        for name in [n for n in order for _repeat in range(block)]:
             install(texts[name])
             start = time.perf_counter()
             try:
@@ -181,7 +184,8 @@ def main():
     if action == "run":
         texts = setup(arg["url"])
         try:
-            samples, failures = measure(texts, arg["configs"], arg["rounds"], arg["seed"])
+            samples, failures = measure(texts, arg["configs"], arg["rounds"], arg["seed"],
+                                        arg["block"])
         finally:
             shutil.copy2(f"{BENCH}/sudo.conf.orig", CONF)
         print(json.dumps({"samples": samples, "failures": failures}))
@@ -228,6 +232,8 @@ def main():
     parser.add_argument("--slow-rounds", type=int, default=8,
                         help="samples for `sync` when the receiver is slow, hangs or is down "
                              "(each takes 1-5 s)")
+    parser.add_argument("--burst", type=int, default=25,
+                        help="consecutive calls per block in the tight-loop rows (0: skip)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
@@ -236,20 +242,23 @@ def main():
         for condition in CONDITIONS:
             receiver_mode(args.receiver, condition)
             fast = [c for c in CONFIGS if c != "sync"] if condition != "ok" else CONFIGS
-            plans = [(fast, args.rounds)]
+            plans = [(fast, args.rounds, 1)]
             if condition != "ok":
                 # sync costs seconds per call here: fewer rounds, still interleaved
-                plans.append((["empty", "direct", "sync"], args.slow_rounds))
-            for configs, rounds in plans:
+                plans.append((["empty", "direct", "sync"], args.slow_rounds, 1))
+            if args.burst:
+                plans.append((["empty", "direct"], 2, args.burst))
+            for configs, rounds, block in plans:
                 payload = json.dumps({"url": args.url, "configs": configs, "rounds": rounds,
-                                      "seed": args.seed})
+                                      "seed": args.seed, "block": block})
                 proc = run(["podman", "exec", args.host, "python3", "-c", DRIVER, "run",
                             payload])
                 if proc.returncode != 0:
                     sys.exit(f"driver failed: {proc.stderr[-2000:]}")
                 data = json.loads(proc.stdout)
                 for name in configs:
-                    cell = results.setdefault((condition, name), {"samples": [], "failures": 0})
+                    label = name if block == 1 else f"{name} burst"
+                    cell = results.setdefault((condition, label), {"samples": [], "failures": 0})
                     cell["samples"] += data["samples"][name]
                     cell["failures"] += data["failures"][name]
                 print(f"# {condition}: {', '.join(configs)} x {rounds} done", file=sys.stderr)
@@ -258,15 +267,16 @@ def main():
         run(["podman", "exec", args.host, "python3", "-c", DRIVER, "restore", "{}"])
 
     print(f"sudo -n true on {args.host}, ms (ratio = median / median of `empty` in the "
-          "same receiver condition)\n")
+          "same receiver condition; burst rows: to `empty burst`)\n")
     print("| receiver | config | n | median | p90 | ratio | failed |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for condition in CONDITIONS:
-        floor = median(results[(condition, "empty")]["samples"])
-        for name in CONFIGS:
+        for name in CONFIGS + ["empty burst", "direct burst"]:
             cell = results.get((condition, name))
             if not cell:
                 continue
+            floor = median(results[(condition, "empty burst" if "burst" in name
+                                    else "empty")]["samples"])
             values = cell["samples"]
             print(f"| {condition} | {name} | {len(values)} | {median(values):.1f} | "
                   f"{percentile(values, 0.9):.1f} | {median(values) / floor:.2f}x | "

@@ -97,7 +97,7 @@ DEFAULT_APPRISE_CONFIG = "/etc/secalert/apprise.yml"
 DEFAULT_SPOOL = "/run/secalert/sudo-spool"
 DEFAULT_LOCK = "/run/secalert/sudo-sender.lock"
 SPOOL_ATTEMPTS = 5  # a sender swaps the spool away at most this often under our feet
-SENDER_NICENESS = 10  # the detached sender yields the CPU to sudo and the command
+SENDER_NICENESS = 19  # the detached sender yields the CPU to sudo and the command
 TRUSTED_UID = 0  # owner the config file must have (unit tests run as someone else)
 
 FACILITIES = {

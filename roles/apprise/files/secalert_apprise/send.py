@@ -16,13 +16,14 @@ Spool mode (the sudo audit plugin's direct delivery): the plugin appends events 
 spool file and starts a sender only when nobody holds ``--lock``. The sender holds the
 lock while it drains the spool (rename, then an exclusive flock that waits for writers
 still inside their one ``write()``), sends what it found, and repeats until the spool is
-empty; it re-checks the spool after releasing the lock, so an event appended while the
-plugin saw the lock held is never stranded. Events with the same tags that arrive
+empty (it first waits ``--gather`` seconds, 1 by default, so that a burst arrives whole);
+it re-checks the spool after releasing the lock, so an event appended while the plugin
+saw the lock held is never stranded. Events with the same tags that arrive
 together are sent as one digest when there are more than ``DIGEST_AFTER`` of them.
 
 Runs detached from sudo, so it may take its time, but never longer than ``--timeout``
-(default 30 s) in total. Failures are logged to syslog (authpriv, ``secalert-send``)
-without URLs or tokens; nothing is printed unless ``--dry-run``.
+(default 30 s) in total (in spool mode: per round). Failures are logged to syslog
+(authpriv, ``secalert-send``) without URLs or tokens; nothing is printed unless ``--dry-run``.
 
 Exit status (Apprise's own codes where they exist, sysexits(3) for the rest):
 
@@ -66,6 +67,7 @@ MAX_SPOOL = 4 * 1024 * 1024  # read at most this much of the spool per round
 DIGEST_AFTER = 3  # more events than this with the same tags in one round: one digest
 MAX_ROUNDS = 50  # spool rounds per sender; what is left waits for the next sender
 LOCK_WAIT = 5.0  # seconds to wait for writers still inside their write()
+GATHER = 1.0  # spool mode: let a burst accumulate (and the sudo that started us finish)
 TITLE_LIMIT = 200
 BODY_LIMIT = 1900  # under Discord's 2000, Slack's and Telegram's limits
 FIELD_LIMIT = 300
@@ -245,6 +247,9 @@ def parse_args(argv):
                         help="print the notifications instead of sending them")
     parser.add_argument("--spool", help="drain this spool file (with --lock)")
     parser.add_argument("--lock", help="sender lock file held while draining --spool")
+    parser.add_argument("--gather", type=float, default=GATHER,
+                        help="spool mode: seconds to wait for more events of a burst before "
+                             "the first round (default %(default)s)")
     args = parser.parse_args(argv)
     if bool(args.spool) != bool(args.lock):
         parser.error("--spool and --lock go together")
@@ -431,6 +436,9 @@ def drain(args):
             return EXIT_OK  # another sender is draining; it re-checks before it exits
         codes = []
         sender = None
+        # The sudo call that started us is still running: stay off the CPU while it
+        # finishes, and let the rest of a burst reach the spool, before importing Apprise.
+        time.sleep(min(max(0.0, args.gather), 10.0))
         for _round in range(MAX_ROUNDS):
             signal.alarm(max(1, int(args.timeout)))
             events, bad = take_spool(args.spool)

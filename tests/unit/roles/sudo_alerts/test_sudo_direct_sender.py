@@ -224,8 +224,23 @@ def spool(tmp_path):
     return write
 
 
-def drain_argv(config, spool):
-    return ["--config", config, "--spool", spool.path, "--lock", spool.lock]
+def drain_argv(config, spool, gather=0):
+    return ["--config", config, "--spool", spool.path, "--lock", spool.lock,
+            "--gather", str(gather)]
+
+
+def test_spool_gather_waits_for_the_rest_of_a_burst(apprise_config, http_receiver, spool,
+                                                     logged):
+    config = apprise_config([("/chat", "sudo")])
+    spool(EVENT)
+    late = threading.Timer(0.2, lambda: spool(*[EVENT] * 5))
+    late.start()
+    try:
+        assert send.main(drain_argv(config, spool, gather=1.0)) == send.EXIT_OK
+    finally:
+        late.join()
+    ((_unused, payload),) = http_receiver.received  # one digest, not 1 + a digest of 5
+    assert payload["title"].startswith("[warning] sudo: 6 events on web1")
 
 
 def test_spool_single_events_are_sent_one_by_one(monkeypatch, apprise_config, http_receiver,
