@@ -350,10 +350,10 @@ def send_batch(apprise, apobj, events, tags=None):
     codes = []
     for group_tags, group in groups.items():
         if len(group) > DIGEST_AFTER:
-            messages = [format_digest(group)]
+            messages = [(format_digest(group), len(group))]
         else:
-            messages = [format_event(event) for event in group]
-        for title, body, kind in messages:
+            messages = [(format_event(event), 1) for event in group]
+        for (title, body, kind), count in messages:
             result = apobj.notify(body=body, title=title, notify_type=kind,
                                   tag=list(group_tags),
                                   body_format=apprise.NotifyFormat.TEXT)
@@ -361,9 +361,9 @@ def send_batch(apprise, apobj, events, tags=None):
             codes.append(code)
             if code == EXIT_NO_MATCH:
                 log("no Apprise target is tagged {}: {} event(s) not sent".format(
-                    " or ".join(_field(t, 64) for t in group_tags), len(group)), "warning")
+                    " or ".join(_field(t, 64) for t in group_tags), count), "warning")
             elif code != EXIT_OK:
-                log(f"delivery failed for {len(group)} event(s), status {code} "
+                log(f"delivery failed for {count} event(s), status {code} "
                     "(the events are in syslog)")
     return codes
 
