@@ -174,6 +174,28 @@ def test_guard_disables_a_plugin_that_breaks_sudo(host, fault):
     assert enabled.rc == 0, enabled.stderr + diagnose(host)
 
 
+@pytest.mark.parametrize("trigger", ["dpkg run", "role run"])
+def test_without_the_path_unit_dpkg_or_the_role_disables_a_broken_plugin(host, trigger):
+    """A package upgrade (dpkg post-invoke hook) or the next role run catches it too."""
+    line = host.run("grep '^Plugin python_audit' /etc/sudo.conf").stdout.strip()
+    try:
+        assert host.run("systemctl stop secalert-sudo-guard.path").rc == 0
+        assert host.run(FAULTS["module syntax error"][0]).rc == 0
+        assert host.run("timeout -k 5 30 sudo -n true").rc != 0, "fault not injected"
+        if trigger == "dpkg run":
+            assert host.run("dpkg --configure -a").rc == 0
+        else:  # what the role's enable task runs
+            run = host.run("%s enable %s", CTL, line)
+            assert run.rc == 1 and "NOT enabled" in run.stderr, run.stderr
+        assert sudo_works(host), diagnose(host)
+        assert host.run(CTL + " status").stdout.strip() == "disabled", diagnose(host)
+    finally:
+        host.run(FAULTS["module syntax error"][1])
+        host.run("systemctl start secalert-sudo-guard.path")
+        enabled = reenable(host)
+    assert enabled.rc == 0, enabled.stderr + diagnose(host)
+
+
 def test_enable_rolls_back_a_line_that_breaks_sudo(host):
     before = host.file("/etc/sudo.conf").content_string
     line = [ln for ln in before.splitlines() if ln.startswith("Plugin python_audit")][0]
