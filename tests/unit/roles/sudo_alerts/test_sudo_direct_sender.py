@@ -229,8 +229,7 @@ def drain_argv(config, spool, gather=0):
             "--gather", str(gather)]
 
 
-def test_spool_gather_waits_for_the_rest_of_a_burst(apprise_config, http_receiver, spool,
-                                                     logged):
+def test_spool_gather_waits_for_the_rest_of_a_burst(apprise_config, http_receiver, spool):
     config = apprise_config([("/chat", "sudo")])
     spool(EVENT)
     late = threading.Timer(0.2, lambda: spool(*[EVENT] * 5))
