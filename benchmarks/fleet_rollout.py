@@ -84,7 +84,7 @@ def inventory(directory, hosts):
             "vars": {
                 "ansible_connection": "containers.podman.podman",
                 "apprise_wheelhouse_dir": os.path.join(CACHE, "wheelhouse"),
-                "sudo_alerts_plugin_cache_dir": os.path.join(CACHE, "sudo-plugins"),
+                "sudo_alerts_plugin_cache_dir": os.path.join(CACHE, "sudo-alerts-plugins"),
                 # The receiver is no chat service: no per-minute cap, so latency is
                 # the pipeline's own.
                 "syslog_ng_alerts_rate_limit": 10000,
