@@ -6,6 +6,7 @@
 #   make demo        a fleet in containers, rolled out with site.yml, real events, alerts
 #   make demo-clean  remove the demo fleet
 #   make bench-fleet rollout time by fleet size, end-to-end alert latency
+#   make bench-sudo  latency of sudo with no, an empty, our and the talk's plugin
 #   make bench-syslog-ng  a storm of 10,000 alerts through syslog-ng; ordinary traffic
 #   make clean       remove test containers, networks and the build tarball
 #
@@ -28,7 +29,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 SCENARIOS := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard molecule/*/molecule.yml)))))
 
-.PHONY: test setup lint sanity units build molecule clean demo demo-clean bench-fleet bench-syslog-ng $(addprefix molecule-,$(SCENARIOS))
+.PHONY: test setup lint sanity units build molecule clean demo demo-clean bench-fleet bench-syslog-ng bench-sudo $(addprefix molecule-,$(SCENARIOS))
 
 test:
 	@rm -f $(CACHE)/stages
@@ -72,7 +73,12 @@ demo-clean:
 
 # Benchmarks print figures; they are not part of make test.
 bench-fleet: setup
-	benchmarks/fleet_rollout.py
+	python3 benchmarks/fleet_rollout.py
+
+bench-sudo: setup
+	trap 'molecule destroy -s sudo_alerts >/dev/null' EXIT; \
+	molecule converge -s sudo_alerts >/dev/null && \
+	python3 benchmarks/sudo_latency.py
 
 bench-syslog-ng: setup
 	trap 'molecule destroy -s syslog_ng_standalone >/dev/null' EXIT; \

@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Fleet benchmark: rollout time by fleet size, and end-to-end alert latency.
 
-    make bench-fleet            (or: benchmarks/fleet_rollout.py [--sizes 1 3 6] [--events 50])
+    make bench-fleet    (or: python3 benchmarks/fleet_rollout.py [--sizes 1 3 6] [--events 50])
 
 For each size N (one alert server and N-1 clients, alternating Debian 12 and 13, plus the
 test receiver) it runs playbooks/site.yml with the example inventory's vault twice: the
@@ -143,7 +142,7 @@ def prepare_client(client):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 3, 6])
     parser.add_argument("--events", type=int, default=50)
     args = parser.parse_args()

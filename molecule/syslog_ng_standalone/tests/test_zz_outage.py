@@ -38,8 +38,9 @@ def accounted(messages, marker, name):
     return counted, listed
 
 
-def test_outage_500_429_down_restart_then_recovery_loses_nothing(hosts, receiver, marker,
-                                                                  group_vars):
+def test_outage_500_429_down_restart_then_recovery_loses_nothing(
+    hosts, receiver, marker, group_vars
+):
     receiver.reset()
     try:
         receiver.mode("500")
