@@ -36,20 +36,30 @@ def test_verify_playbook_passes(playbook):
         assert host in run.output
 
 
-@pytest.mark.parametrize("client", CLIENTS)
-def test_accepted_sudo_arrives_through_the_server(hosts, receiver, client):
-    hosts[client].run("su - alice -c 'sudo -n /bin/bash -c true'")
-    got = _wait_titles(receiver, f"sudo accept on {client}", 1)
-    assert got, f"no accepted-sudo alert from {client}"
-    assert "alice" in got[0]["title"]
+def _event_line(receiver, text, wait=90):
+    """The line of an alert (single or in a digest) that describes one event."""
+    got = receiver.messages(contains=text, wait=wait, count=1)
+    lines = [line for m in got for line in (m["body"] or "").splitlines() if text in line]
+    return lines[0] if lines else None
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-def test_rejected_sudo_arrives_through_the_server(hosts, receiver, client):
-    out = hosts[client].run("su - alice -c 'sudo -n /bin/cat /etc/shadow'")
+def test_accepted_sudo_arrives_through_the_server(hosts, receiver, client, marker):
+    hosts[client].run("su - alice -c %s", f"sudo -n /bin/bash -c ': {marker}'")
+    line = _event_line(receiver, f": {marker}")
+    assert line, f"no accepted-sudo alert from {client}"
+    assert f"alice ran /bin/bash (arguments: -c,: {marker}) as root on {client}" in line
+    assert "accept by rule shell, warning" in line
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_rejected_sudo_arrives_through_the_server(hosts, receiver, client, marker):
+    out = hosts[client].run("su - alice -c %s", f"sudo -n /bin/cat /etc/{marker}")
     assert out.rc != 0
-    got = _wait_titles(receiver, f"sudo reject on {client}", 1)
-    assert got, f"no rejected-sudo alert from {client}"
+    line = _event_line(receiver, f"/etc/{marker}")
+    assert line, f"no rejected-sudo alert from {client}"
+    assert f"alice ran /bin/cat (arguments: /etc/{marker}) as root on {client}" in line
+    assert "reject by rule denied, critical" in line
 
 
 @pytest.mark.parametrize("client", CLIENTS)
