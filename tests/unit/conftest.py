@@ -8,6 +8,8 @@
 import os
 import sys
 
+import pytest
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TREE = os.path.join(ROOT, ".cache", "collections")
 LINK = os.path.join(TREE, "ansible_collections", "secalert", "alerting")
@@ -22,6 +24,19 @@ for path in (
     os.path.join(ROOT, "roles", "sudo_alerts", "files"),
     os.path.join(ROOT, "roles", "syslog_ng_alerts", "files"),
     os.path.join(os.path.dirname(__file__), "stubs"),
+    os.path.join(ROOT, "tests", "receiver"),
 ):
     if path not in sys.path:
         sys.path.insert(0, path)
+
+
+@pytest.fixture(scope="module")
+def receiver_server():
+    """The test receiver (tests/receiver/receiver.py) on 127.0.0.1, free ports."""
+    import receiver  # noqa: PLC0415 - found through the path set up above
+
+    srv = receiver.Receiver(bind="127.0.0.1", http_port=0, smtp_port=0, control_port=0,
+                            hang_max=5)
+    srv.start()
+    yield srv
+    srv.stop()

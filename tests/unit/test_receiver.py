@@ -2,31 +2,19 @@
 
 import http.client
 import json
-import os
 import smtplib
 import socket
-import sys
 from email.message import EmailMessage
 
 import pytest
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "receiver"))
-
-import receiver  # noqa: E402
+import receiver
 
 HOST = "127.0.0.1"
 
 
-@pytest.fixture(scope="module")
-def server():
-    srv = receiver.Receiver(bind=HOST, http_port=0, smtp_port=0, control_port=0, hang_max=5)
-    srv.start()
-    yield srv
-    srv.stop()
-
-
 @pytest.fixture()
-def rcv(server):
+def rcv(receiver_server):
+    server = receiver_server
     server.set_mode("ok")
     server.store.clear()
     yield server

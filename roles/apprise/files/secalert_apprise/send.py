@@ -83,6 +83,24 @@ class Timeout(Exception):  # noqa: N818
     pass
 
 
+def parse_lines(data):
+    """JSON objects, one per line of ``data`` (bytes); returns (events, bad lines)."""
+    events, bad = [], 0
+    for raw in data.splitlines():
+        if not raw.strip():
+            continue
+        try:
+            event = json.loads(raw.decode("utf-8", "replace"))
+        except ValueError:
+            bad += 1
+            continue
+        if isinstance(event, dict):
+            events.append(event)
+        else:
+            bad += 1
+    return events, bad
+
+
 def log(message, priority="err"):
     """One line to syslog. Never raises: the sender has nobody else to tell."""
     try:
@@ -100,19 +118,7 @@ def read_events(stream):
     data = stream.read(MAX_INPUT + 1)
     if isinstance(data, str):
         data = data.encode("utf-8", "surrogateescape")
-    events, bad = [], 0
-    for raw in data[:MAX_INPUT].splitlines():
-        if not raw.strip():
-            continue
-        try:
-            event = json.loads(raw.decode("utf-8", "replace"))
-        except ValueError:
-            bad += 1
-            continue
-        if isinstance(event, dict):
-            events.append(event)
-        else:
-            bad += 1
+    events, bad = parse_lines(data[:MAX_INPUT])
     return events[:MAX_EVENTS], bad + max(0, len(events) - MAX_EVENTS)
 
 
@@ -404,20 +410,7 @@ def take_spool(spool):
         os.unlink(work)
     finally:
         os.close(fd)
-    events, bad = [], 0
-    for raw in data.splitlines():
-        if not raw.strip():
-            continue
-        try:
-            event = json.loads(raw.decode("utf-8", "replace"))
-        except ValueError:
-            bad += 1
-            continue
-        if isinstance(event, dict):
-            events.append(event)
-        else:
-            bad += 1
-    return events, bad
+    return parse_lines(data)
 
 
 def _spool_pending(spool):

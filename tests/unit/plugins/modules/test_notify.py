@@ -1,8 +1,6 @@
 """The notify module end to end, against the test receiver on 127.0.0.1."""
 
 import json
-import os
-import sys
 
 import apprise
 import pytest
@@ -10,26 +8,15 @@ from ansible.module_utils.common import warnings as ansible_warnings
 from ansible.module_utils.testing import patch_module_args
 from ansible_collections.secalert.alerting.plugins.modules import notify
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "..", "receiver"))
-
-import receiver  # noqa: E402
-
 HOST = "127.0.0.1"
 TOKEN = "Tok3nInPath0123456789"  # noqa: S105 - a fake secret to look for
 PASSWORD = "Pa55wordSecret"  # noqa: S105 - a fake secret to look for
 HEADER = "HeaderSecret9876"
 
 
-@pytest.fixture(scope="module")
-def server():
-    srv = receiver.Receiver(bind=HOST, http_port=0, smtp_port=0, control_port=0, hang_max=5)
-    srv.start()
-    yield srv
-    srv.stop()
-
-
 @pytest.fixture()
-def rcv(server):
+def rcv(receiver_server):
+    server = receiver_server
     server.set_mode("ok")
     server.store.clear()
     ansible_warnings._global_warnings.clear()
