@@ -1,6 +1,7 @@
 """The whole fleet: events on the clients reach the receiver through the alert server."""
 
 import os
+import re
 import subprocess
 
 import pytest
@@ -49,8 +50,11 @@ def test_accepted_sudo_arrives_through_the_server(hosts, receiver, client, marke
     hosts[client].run("su - alice -c %s", f"sudo -n /bin/bash -c ': {marker}'")
     line = _event_line(receiver, f": {marker}")
     assert line, f"no accepted-sudo alert from {client}"
-    assert f"alice ran /bin/bash (arguments: -c,: {marker}) as root on {client}" in line
-    assert "accept by rule shell, warning" in line
+    # syslog-ng lists the arguments comma-separated, quoting those with spaces.
+    assert line.startswith("• alice ran /bin/bash (arguments: -c,") or line.startswith(
+        "alice ran /bin/bash (arguments: -c,"), line
+    assert f"as root on {client} " in line, line
+    assert line.endswith("accept by rule shell, warning"), line
 
 
 @pytest.mark.parametrize("client", CLIENTS)
@@ -59,8 +63,10 @@ def test_rejected_sudo_arrives_through_the_server(hosts, receiver, client, marke
     assert out.rc != 0
     line = _event_line(receiver, f"/etc/{marker}")
     assert line, f"no rejected-sudo alert from {client}"
-    assert f"alice ran /bin/cat (arguments: /etc/{marker}) as root on {client}" in line
-    assert "reject by rule denied, critical" in line
+    assert f"alice ran /bin/cat (arguments: /etc/{marker}) as" in line, line
+    assert f" on {client} " in line, line
+    # Without a password (sudo -n) sudo reports an error rather than a reject: both alert.
+    assert re.search(r": (reject|error) by rule denied, critical$", line), line
 
 
 @pytest.mark.parametrize("client", CLIENTS)
