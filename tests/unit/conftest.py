@@ -40,3 +40,12 @@ def receiver_server():
     srv.start()
     yield srv
     srv.stop()
+
+
+@pytest.fixture()
+def rcv(receiver_server):
+    """The receiver, emptied and answering normally, for one test."""
+    receiver_server.set_mode("ok")
+    receiver_server.store.clear()
+    yield receiver_server
+    receiver_server.set_mode("ok")

@@ -12,15 +12,6 @@ import receiver
 HOST = "127.0.0.1"
 
 
-@pytest.fixture()
-def rcv(receiver_server):
-    server = receiver_server
-    server.set_mode("ok")
-    server.store.clear()
-    yield server
-    server.set_mode("ok")
-
-
 def post(port, path, body, content_type, timeout=5):
     conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:

@@ -15,13 +15,10 @@ HEADER = "HeaderSecret9876"
 
 
 @pytest.fixture()
-def rcv(receiver_server):
-    server = receiver_server
-    server.set_mode("ok")
-    server.store.clear()
+def rcv(rcv):
+    """The shared receiver fixture, and no warnings left from an earlier module run."""
     ansible_warnings._global_warnings.clear()
-    yield server
-    server.set_mode("ok")
+    return rcv
 
 
 def urls(rcv):
