@@ -139,6 +139,16 @@ class RateLimiter:
     def record(self, now):
         self.sent.append(now)
 
+    def settle(self, started, finished):
+        """The send that took its slot at ``started`` ended at ``finished``: count the slot
+        from then on. The service counts by arrival, so a slow send (a big digest, a slow
+        answer) must not let the next ones in early by the service's clock."""
+        with self.lock:
+            if started in self.sent:
+                self.sent.remove(started)
+                self.sent.append(max(started, finished))
+                self.sent.sort()
+
 
 # One limiter per (target, limit, period) for the whole syslog-ng process: several
 # apprise() destinations (one per tag set) that reach the same service share its budget.
@@ -349,8 +359,10 @@ class AppriseDestination(_Base):
                 wait = max(target.not_before, target.limiter.next_free(now))
                 pending_until = wait if pending_until is None else min(pending_until, wait)
                 continue
+            started = now
             outcome, code = self._notify(target, part)
             now = self.clock()
+            target.limiter.settle(started, now)
             if outcome == OK:
                 target.failures = 0
                 target.mark(batch)

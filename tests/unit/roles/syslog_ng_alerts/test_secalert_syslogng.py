@@ -242,6 +242,29 @@ def test_rate_limit_per_target_never_drops(clock, limit, period, events, minutes
         assert sum(1 for u in sends_at if t <= u < t + period) <= limit
 
 
+def test_rate_limit_holds_by_arrival_when_sends_are_slow(clock):
+    """A service counts by arrival: a slow first send must not let the sixth in early."""
+    dest = make_dest(clock, rate_limit=5, rate_period=60)
+    drv = Driver(dest, clock, batch_lines=1000)
+    arrivals, took = [], iter([3.0] + [0.0] * 100)
+    orig = dest._notify
+
+    def slow(target, evs):
+        clock.now += next(took)  # the request takes this long; the service stores it at the end
+        arrivals.append(clock.now)
+        return orig(target, evs)
+
+    dest._notify = slow
+    for i in range(400):
+        drv.log(msg(i))
+        if i % 2:
+            drv.run(1)
+    drv.run(600)
+    assert delivered(dest) == 400 and len(arrivals) > 5
+    for t in arrivals:
+        assert sum(1 for u in arrivals if t <= u < t + 60) <= 5
+
+
 def test_partial_failure_does_not_duplicate_for_the_target_that_succeeded(clock):
     dest = make_dest(clock, targets=("a", "b"), script={"b": [TRANSIENT, TRANSIENT]}, retry_max=2)
     drv = Driver(dest, clock)
