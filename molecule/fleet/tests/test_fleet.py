@@ -81,6 +81,16 @@ def test_failed_ssh_logins_arrive_through_the_server(hosts, receiver, client):
     assert any("alice" in (m["body"] or "") for m in got)
 
 
+@pytest.mark.parametrize("client", CLIENTS)
+def test_ansible_become_is_logged_not_alerted(hosts, receiver, client):
+    """The example inventory names Ansible's user: its become commands stay in syslog."""
+    logged = hosts[client].run(
+        "grep -F secalert-sudo /var/log/syslog | grep -F BECOME-SUCCESS | tail -n 1").stdout
+    assert '"rule":"ansible-become"' in logged.replace(" ", ""), logged
+    assert '"severity":"info"' in logged.replace(" ", ""), logged
+    assert receiver.messages(contains="BECOME-SUCCESS") == []
+
+
 def test_clients_hold_no_apprise_configuration(hosts, token):
     for client in CLIENTS:
         host = hosts[client]

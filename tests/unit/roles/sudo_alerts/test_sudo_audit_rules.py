@@ -126,3 +126,62 @@ def test_config_rules_come_before_defaults(write_config):
     assert [r["name"] for r in rules][:2] == ["mine", "denied"]
     path = write_config({"include_default_rules": False, "rules": [{"name": "only"}]})
     assert [r["name"] for r in p.load_settings(path)["compiled_rules"]] == ["only"]
+
+
+def ansible_rules(users):
+    """The role's ansible-become rule (vars/main.yml) before the shipped rules."""
+    import os
+
+    import yaml
+
+    path = os.path.join(os.path.dirname(p.__file__), "..", "vars", "main.yml")
+    with open(path, encoding="utf-8") as handle:
+        internal = yaml.safe_load(handle)
+    rule = dict(internal["__sudo_alerts_ansible_rule"])
+    rule["match"] = dict(rule["match"], user=users,
+                         args=internal["__sudo_alerts_ansible_become_args"])
+    return p.compile_rules([rule] + p.DEFAULT_RULES)
+
+
+KEY = "echo BECOME-SUCCESS-" + "qwertyuiopasdfghjklzxcvbnmqwerty"
+TMP = "/home/deploy/.ansible/tmp/ansible-tmp-1764172800.21-4242-1234567/AnsiballZ_command.py"
+
+
+@pytest.mark.parametrize("event, rule", [
+    # Ansible's become, with pipelining and without, any interpreter path
+    (ev(user="deploy", command="/bin/sh", args=["-c", f"{KEY} ; /usr/bin/python3"]),
+     "ansible-become"),
+    (ev(user="deploy", command="/usr/bin/sh", args=["-c", f"{KEY} ; /usr/bin/python3.11 {TMP}"]),
+     "ansible-become"),
+    (ev(user="deploy", command="/bin/sh",
+        args=["-c", f"{KEY} ; /usr/bin/env /opt/py/bin/python3 {TMP}"]), "ansible-become"),
+    # anything more, or another user, or another shell, alerts as before
+    (ev(user="alice", command="/bin/sh", args=["-c", f"{KEY} ; /usr/bin/python3"]), "shell"),
+    (ev(user="deploy", command="/bin/bash", args=["-c", f"{KEY} ; /usr/bin/python3"]), "shell"),
+    (ev(user="deploy", command="/bin/sh", args=["-c", f"{KEY} ; /usr/bin/python3 ; id"]),
+     "shell"),
+    (ev(user="deploy", command="/bin/sh", args=["-c", f"{KEY} ; rm -rf /"]), "shell"),
+    (ev(user="deploy", command="/bin/sh", args=["-c", f"{KEY} ; /usr/bin/python3 -c 'x'"]),
+     "shell"),
+    (ev(user="deploy", command="/bin/sh", args=["-c", f"{KEY} ; /usr/bin/python3 /tmp/evil.py"]),
+     "shell"),
+    (ev(user="deploy", command="/bin/sh",
+        args=["-c", "echo BECOME-SUCCESS-short ; /usr/bin/python3"]), "shell"),
+    (ev(user="deploy", command="/bin/sh",
+        args=["-c", f"{KEY} ; /usr/bin/python3 {TMP}", "/etc/shadow"]), "sensitive-file"),
+    (ev(user="deploy", command="/bin/sh", args=["-c", f"{KEY} ; /usr/bin/python3\n"]),
+     "shell"),
+    (ev(user="deploy", command="/bin/sh", args=["-c", f"{KEY} ; /usr/bin/python3 {TMP}\nid"]),
+     "shell"),
+    # a rejected Ansible become is still a denial
+    (ev(user="deploy", decision="reject", command="/bin/sh",
+        args=["-c", f"{KEY} ; /usr/bin/python3"]), "denied"),
+])
+def test_ansible_become_rule(event, rule):
+    assert p.match_rule(ansible_rules(["deploy"]), event)["name"] == rule
+
+
+def test_ansible_become_rule_is_quiet():
+    rule = ansible_rules(["deploy"])[0]
+    assert (rule["name"], rule["severity"], rule["tags"]) == (
+        "ansible-become", "info", ["sudo", "sudo-ansible"])
