@@ -38,7 +38,7 @@ test:
 	@$(STAGE) units $(MAKE) --no-print-directory units
 	@$(STAGE) sanity $(MAKE) --no-print-directory sanity
 	@$(STAGE) build $(MAKE) --no-print-directory build
-	@for s in $(SCENARIOS); do $(STAGE) molecule-$$s $(MAKE) --no-print-directory molecule-$$s; done
+	@for s in $(SCENARIOS); do $(STAGE) molecule-$$s $(MAKE) --no-print-directory molecule-$$s || exit 1; done
 	@$(STAGE) --summary
 
 setup:
