@@ -1,23 +1,64 @@
-"""Print the receiver's notifications (JSON from `receiver.py list` on stdin) for a person.
+"""Print the receiver's notifications for a person, once the expected events are in.
 
-    receiver.py list | python3 demo/print_alerts.py [EVENTS_START_EPOCH]
+    python3 demo/print_alerts.py EVENTS_START_EPOCH --expect N --timeout S --receiver NAME
 
-With the time the events were caused, it also prints the time to the first alert.
+It asks the receiver container NAME for its notifications (`receiver.py list`) every
+2 s until the digests account for N events (a digest titled "K events: ..." counts K)
+or S seconds have passed. Prints each notification, the time from EVENTS_START_EPOCH to
+the first alert and to the last one.
 """
 
+import argparse
 import json
+import re
+import subprocess
 import sys
+import time
 
-messages = json.load(sys.stdin)["messages"]
-for message in messages:
-    kind = message["type"] or "-"
-    print(f"--- [{message['channel']}] {kind}: {message['title']}")
-    for line in (message["body"] or "").splitlines()[:12]:
-        print(f"    {line}")
-if len(sys.argv) > 1:
-    if messages:
-        first = min(m["time"] for m in messages) - float(sys.argv[1])
-        print(f"\ntime to first alert: {first:.1f} s ({len(messages)} notifications)")
-    else:
+DIGEST = re.compile(r"^(\d+) events: ")
+
+
+def fetch(container):
+    command = ["podman", "exec", container, "python3", "/receiver/receiver.py", "list"]
+    out = subprocess.run(command, capture_output=True, text=True, check=True)  # noqa: S603
+    return json.loads(out.stdout)["messages"]
+
+
+def accounted(messages):
+    return sum(int(m.group(1)) if (m := DIGEST.match(x["title"] or "")) else 1
+               for x in messages)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
+    parser.add_argument("start", type=float)
+    parser.add_argument("--expect", type=int, required=True)
+    parser.add_argument("--timeout", type=float, default=150.0)
+    parser.add_argument("--receiver", required=True, help="the receiver's container")
+    args = parser.parse_args()
+    deadline = time.monotonic() + args.timeout
+    messages = fetch(args.receiver)
+    while accounted(messages) < args.expect and time.monotonic() < deadline:
+        time.sleep(2)
+        messages = fetch(args.receiver)
+    for message in messages:
+        kind = message["type"] or "-"
+        print(f"--- [{message['channel']}] {kind}: {message['title']}")
+        for line in (message["body"] or "").splitlines()[:12]:
+            print(f"    {line}")
+    if not messages:
         print("\nno alert arrived", file=sys.stderr)
         sys.exit(1)
+    times = [m["time"] - args.start for m in messages]
+    got = accounted(messages)
+    print(f"\ntime to first alert: {min(times):.1f} s; {got} of {args.expect} events"
+          f" in {len(messages)} notifications, the last after {max(times):.1f} s")
+    if got < args.expect:
+        print(f"{args.expect - got} event(s) not arrived yet: list them later with"
+              f" podman exec {args.receiver} python3 /receiver/receiver.py list",
+              file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

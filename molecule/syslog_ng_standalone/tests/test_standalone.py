@@ -7,15 +7,22 @@ import pytest
 CONF = "/etc/syslog-ng/conf.d/secalert.conf"
 
 
-def sudo_event(marker, severity="critical", decision="accept"):
+def sudo_event(marker, severity="critical", decision="accept", runas="root", tty="pts/0"):
     return json.dumps(
         {"schema": 1, "type": "sudo", "user": "alice", "command": "/usr/sbin/visudo",
-         "args": ["-f", f"/etc/sudoers.d/{marker}"], "runas_user": "root",
+         "args": ["-f", f"/etc/sudoers.d/{marker}"], "runas_user": runas,
          "decision": decision, "rule": "sensitive-editor",
-         "severity": severity, "tags": ["sudo", "sudo-sensitive"], "tty": "pts/0",
+         "severity": severity, "tags": ["sudo", "sudo-sensitive"], "tty": tty,
          "cwd": f"/home/{marker}"},
         separators=(",", ":"),
     )
+
+
+def event_text(message, marker, host=None):
+    """A sudo event (message None, or a dict of sudo_event() arguments) or a log line."""
+    if message is None or isinstance(message, dict):
+        return sudo_event(marker, **(message or {}))
+    return message.format(m=marker, h=host)
 
 
 # (case, program, priority, message, title, body, notify type); {m} = marker, {h} = host
@@ -25,6 +32,12 @@ PRESET_EVENTS = [
      "alice ran /usr/sbin/visudo (arguments: -f,/etc/sudoers.d/{m}) as root on {h} "
      "(tty pts/0, cwd /home/{m}): "
      "accept by rule sensitive-editor, critical", "failure"),
+    # sudo -n without a password: an error, with no runas user and no tty to show
+    ("sudo_events_error", "secalert-sudo", "authpriv.crit",
+     {"decision": "error", "runas": "", "tty": ""},
+     "sudo error on {h}: alice ran /usr/sbin/visudo",
+     "alice ran /usr/sbin/visudo (arguments: -f,/etc/sudoers.d/{m}) on {h} "
+     "(cwd /home/{m}): error by rule sensitive-editor, critical", "failure"),
     ("sudo_log", "sudo", "authpriv.notice",
      "alice : TTY=pts/0 ; PWD=/home/{m} ; USER=root ; COMMAND=/usr/bin/id",
      "sudo on {h}", "{msg}", "info"),
@@ -83,11 +96,7 @@ def hostname(host):
 def test_preset_event_arrives_with_title_body_and_type(hosts, receiver, marker, case):
     _name, program, priority, message, title, body, ntype = case
     for host in hosts.values():
-        if message is None:
-            text = sudo_event(marker)
-        else:
-            text = message.format(m=marker, h=hostname(host))
-        logger(host, program, priority, text)
+        logger(host, program, priority, event_text(message, marker, hostname(host)))
     got = receiver.messages(contains=marker, channel="json", wait=40, count=len(hosts))
     names = {hostname(h): h for h in hosts.values()}
     arrived = {m["title"] for m in got}
@@ -95,7 +104,7 @@ def test_preset_event_arrives_with_title_body_and_type(hosts, receiver, marker, 
     assert arrived == expected, "\n".join(diagnostics(h) for h in hosts.values())
     for message_ in got:
         name = next(n for n in names if message_["title"] == title.format(m=marker, h=n))
-        text = sudo_event(marker) if message is None else message.format(m=marker, h=name)
+        text = event_text(message, marker, name)
         assert message_["body"] == body.format(m=marker, h=name, msg=text)
         assert message_["type"] == ntype
         assert message_["path"] == ("/outage" if case[0] == "user_rule" else "/alerts")
