@@ -86,7 +86,7 @@ def test_failed_ssh_logins_arrive_through_the_server(hosts, receiver, client):
 def test_ansible_become_is_logged_not_alerted(hosts, receiver, client):
     """The example inventory names Ansible's user: its become commands stay in syslog."""
     logged = hosts[client].run(
-        "grep -F secalert-sudo /var/log/syslog | grep -F BECOME-SUCCESS | tail -n 1").stdout
+        "grep -F secalert-sudo /var/log/auth.log | grep -F BECOME-SUCCESS | tail -n 1").stdout
     assert '"rule":"ansible-become"' in logged.replace(" ", ""), logged
     assert '"severity":"info"' in logged.replace(" ", ""), logged
     assert receiver.messages(contains="BECOME-SUCCESS") == []
