@@ -155,6 +155,14 @@ TMP = "/home/deploy/.ansible/tmp/ansible-tmp-1764172800.21-4242-1234567/Ansiball
      "ansible-become"),
     (ev(user="deploy", command="/bin/sh",
         args=["-c", f"{KEY} ; /usr/bin/env /opt/py/bin/python3 {TMP}"]), "ansible-become"),
+    # the existence check of unarchive's creates (seen on a real roll-out)
+    (ev(user="deploy", command="/bin/sh",
+        args=["-c", f"{KEY} ; test -e /opt/secalert/wheelhouse/.apprise-2.3.0-cp311-x86_64"]),
+     "ansible-become"),
+    (ev(user="deploy", command="/bin/sh", args=["-c", f"{KEY} ; test -e /x ; id"]), "shell"),
+    (ev(user="deploy", command="/bin/sh", args=["-c", f"{KEY} ; test -e '/a b'"]), "shell"),
+    (ev(user="deploy", command="/bin/sh", args=["-c", f"{KEY} ; test -e /x || rm -rf /"]),
+     "shell"),
     # anything more, or another user, or another shell, alerts as before
     (ev(user="alice", command="/bin/sh", args=["-c", f"{KEY} ; /usr/bin/python3"]), "shell"),
     (ev(user="deploy", command="/bin/bash", args=["-c", f"{KEY} ; /usr/bin/python3"]), "shell"),
