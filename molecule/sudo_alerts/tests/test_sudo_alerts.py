@@ -196,6 +196,29 @@ def test_without_the_path_unit_dpkg_or_the_role_disables_a_broken_plugin(host, t
     assert enabled.rc == 0, enabled.stderr + diagnose(host)
 
 
+def test_fail_closed_denies_and_the_guard_leaves_it(host):
+    """sudo_alerts_fail_closed: broken alerting denies commands, and the guard keeps it so."""
+    line = host.run("grep '^Plugin python_audit' /etc/sudo.conf").stdout.strip()
+    closed = f"{line} FailClosed=yes"
+    try:
+        enabled = host.run("%s enable %s", CTL, closed)
+        assert enabled.rc == 0, enabled.stderr + diagnose(host)
+        assert sudo_works(host)  # alerting works: nothing is denied
+        assert host.run(f"cp -p {CONFIG} /root/config.bak && echo '{{x' > {CONFIG}").rc == 0
+        # the same fault leaves sudo working without FailClosed (test_config_faults_...)
+        assert host.run("timeout -k 5 30 sudo -n true").rc != 0, diagnose(host)
+        guard = host.run(CTL + " guard --from test")
+        assert guard.rc == 1, guard.stderr
+        assert "has FailClosed=yes, so it stays" in guard.stderr, guard.stderr
+        assert host.run(CTL + " status").stdout.strip() == "enabled"
+        assert host.run("timeout -k 5 30 sudo -n true").rc != 0
+    finally:
+        host.run(f"test -f /root/config.bak && mv /root/config.bak {CONFIG}")
+        restored = host.run("%s enable %s", CTL, line)
+    assert restored.rc == 0, restored.stderr + diagnose(host)
+    assert sudo_works(host)
+
+
 def test_enable_rolls_back_a_line_that_breaks_sudo(host):
     before = host.file("/etc/sudo.conf").content_string
     line = [ln for ln in before.splitlines() if ln.startswith("Plugin python_audit")][0]
