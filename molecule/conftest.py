@@ -120,6 +120,16 @@ def marker():
     return f"mark-{uuid.uuid4().hex[:12]}"
 
 
+DIGEST_TITLE = re.compile(r"^(\d+) events: ")
+
+
+def counted_events(messages):
+    """How many events these notifications stand for: the apprise() destination titles a
+    digest "N events: ...", which counts N; any other notification counts 1."""
+    return sum(int(m.group(1)) if (m := DIGEST_TITLE.match(x["title"] or "")) else 1
+               for x in messages)
+
+
 def wait_for(predicate, timeout, interval=0.5):
     """Poll ``predicate`` until it is truthy or ``timeout`` seconds have passed."""
     deadline = time.monotonic() + timeout

@@ -7,11 +7,11 @@ import re
 import time
 
 import pytest
+from conftest import counted_events, wait_for
 
 CLIENT = "secalert-syslog_ng_relay-debian12"
 SERVER = "secalert-syslog_ng_relay-debian13"
 HEARTBEAT = 10  # syslog_ng_alerts_forward_heartbeat: the role's default, which this scenario keeps
-DIGEST_TITLE = re.compile(r"^(\d+) events: ")
 
 
 @pytest.fixture(scope="module")
@@ -106,19 +106,13 @@ def events_in(messages, marker):
     """Distinct events listed in the bodies, and events counted by the titles."""
     listed = set(re.findall(rf"link {re.escape(marker)} (\d+)",
                             "\n".join(m["body"] for m in messages)))
-    counted = sum(int(m.group(1)) if (m := DIGEST_TITLE.match(x["title"])) else 1
-                  for x in messages)
-    return listed, counted
+    return listed, counted_events(messages)
 
 
 def wait_for_events(receiver, marker, count, timeout=90):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = receiver.messages(contains=marker)
-        listed, counted = events_in(got, marker)
-        if counted >= count or time.monotonic() > deadline:
-            return listed, counted
-        time.sleep(2)
+    wait_for(lambda: counted_events(receiver.messages(contains=marker)) >= count, timeout,
+             interval=2)
+    return events_in(receiver.messages(contains=marker), marker)
 
 
 def test_heartbeat_is_configured(client):

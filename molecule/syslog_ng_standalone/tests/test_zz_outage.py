@@ -3,19 +3,10 @@ then recovery. Every event sent meanwhile is accounted for in what arrives, coun
 event by event inside the digests (not by notifications)."""
 
 import re
-import time
+
+from conftest import counted_events, wait_for
 
 PER_PHASE = 10
-DIGEST_TITLE = re.compile(r"^(\d+) events: ")
-
-
-def wait_until(predicate, timeout, interval=1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def send(hosts, marker, phase):
@@ -28,14 +19,11 @@ def send(hosts, marker, phase):
 
 def accounted(messages, marker, name):
     """(events counted in titles, distinct events listed in bodies) for one host."""
-    counted, listed = 0, set()
-    for message in messages:
-        if name not in message["title"]:
-            continue
-        match = DIGEST_TITLE.match(message["title"])
-        counted += int(match.group(1)) if match else 1
+    mine = [message for message in messages if name in message["title"]]
+    listed = set()
+    for message in mine:
         listed.update(re.findall(rf"ev ({re.escape(marker)}-\w+ \S+ \d+)", message["body"]))
-    return counted, listed
+    return counted_events(mine), listed
 
 
 def test_outage_500_429_down_restart_then_recovery_loses_nothing(
@@ -45,18 +33,21 @@ def test_outage_500_429_down_restart_then_recovery_loses_nothing(
     try:
         receiver.mode("500")
         send(hosts, marker, "p500")
-        assert wait_until(lambda: receiver.stats()["http"].get("500", 0) >= len(hosts), 60)
+        assert wait_for(lambda: receiver.stats()["http"].get("500", 0) >= len(hosts), 60,
+                        interval=1.0)
 
         receiver.mode("429")
         send(hosts, marker, "p429")
-        assert wait_until(lambda: receiver.stats()["http"].get("429", 0) >= len(hosts), 60)
+        assert wait_for(lambda: receiver.stats()["http"].get("429", 0) >= len(hosts), 60,
+                        interval=1.0)
 
         receiver.mode("down")
         send(hosts, marker, "pdown")
         # Not an assertion: give each host a chance to meet the closed port.
         for host in hosts.values():
-            wait_until(lambda h=host: "transient (HTTP -)" in h.run(
-                "grep -F 'secalert apprise(outage)' /var/log/syslog | tail -n 5").stdout, 20)
+            wait_for(lambda h=host: "transient (HTTP -)" in h.run(
+                "grep -F 'secalert apprise(outage)' /var/log/syslog | tail -n 5").stdout, 20,
+                interval=1.0)
         for host in hosts.values():
             host.check_output("systemctl restart syslog-ng")
         send(hosts, marker, "prestart")
@@ -77,7 +68,7 @@ def test_outage_500_429_down_restart_then_recovery_loses_nothing(
     def expected_of(name):
         return {e for e in expected if f" {name} " in e}
 
-    done = wait_until(complete, 120, interval=2)
+    done = wait_for(complete, 120, interval=2)
     got = receiver.messages(contains=marker)
     for name, host in hosts.items():
         mine = {e for e in expected if f" {name} " in e}
