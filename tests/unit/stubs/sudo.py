@@ -141,19 +141,30 @@ def call(plugin, name, *args):
 
     None counts as RC.OK; PluginError gives RC.ERROR; any other exception gives RC.ERROR
     and a printed traceback (recorded in LOG as level "traceback", which tests forbid).
+    What the sudo front end then prints (src/sudo.c) is recorded as level "sudo": for an
+    audit plugin's open() only "error initializing audit plugin" (its error string is
+    not shown, so a plugin that wants a reason seen must print it itself), for accept()
+    "unable to log accept event: <errstr>".
     """
     func = getattr(plugin, name, None)
     if func is None:
         return int(RC.OK)
+    errstr = None
     try:
         result = func(*args)
+        rc = int(RC.OK) if result is None else int(result)
     except PluginReject as exc:
-        LOG.append(("errstr", str(exc)))
-        return int(RC.REJECT)
+        errstr, rc = str(exc), int(RC.REJECT)
+        LOG.append(("errstr", errstr))
     except PluginError as exc:
-        LOG.append(("errstr", str(exc)))
-        return int(RC.ERROR)
-    except Exception as exc:  # noqa: BLE001 - what sudo does with any exception
+        errstr, rc = str(exc), int(RC.ERROR)
+        LOG.append(("errstr", errstr))
+    except BaseException as exc:  # noqa: BLE001 - what sudo does with any exception
         LOG.append(("traceback", repr(exc)))
-        return int(RC.ERROR)
-    return int(RC.OK) if result is None else int(result)
+        rc = int(RC.ERROR)
+    if name == "open" and rc not in (int(RC.OK), int(RC.REJECT)):
+        LOG.append(("sudo", "sudo: error initializing audit plugin python_audit"))
+    elif name in ("accept", "reject", "error") and rc != int(RC.OK):
+        LOG.append(("sudo", f"sudo: python_audit: unable to log {name} event"
+                            + (f": {errstr}" if errstr else "")))
+    return rc

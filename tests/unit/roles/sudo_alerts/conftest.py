@@ -7,8 +7,9 @@ import socket
 import tempfile
 
 import pytest
-import secalert_sudo_audit as plugin_mod
 import sudo
+from secalert_sudo import config
+from secalert_sudo.plugin import SecalertAuditPlugin
 
 
 class SyslogReceiver:
@@ -59,11 +60,11 @@ def receiver(shortdir):
 @pytest.fixture(autouse=True)
 def _isolate(monkeypatch, receiver, shortdir):
     # The config must be owned by root on hosts; here by whoever runs the tests.
-    monkeypatch.setattr(plugin_mod, "TRUSTED_UID", os.getuid())
+    monkeypatch.setattr(config, "TRUSTED_UID", os.getuid())
     # Fallback settings (used when the config is broken) must not reach the host's
     # /dev/log or /run either.
-    monkeypatch.setitem(plugin_mod.DEFAULT_SETTINGS, "syslog", dict(
-        plugin_mod.DEFAULT_SETTINGS["syslog"], socket=receiver.path,
+    monkeypatch.setitem(config.DEFAULT_SETTINGS, "syslog", dict(
+        config.DEFAULT_SETTINGS["syslog"], socket=receiver.path,
         drop_counter=os.path.join(shortdir, "drops")))
     sudo.reset()
     yield
@@ -98,7 +99,7 @@ SETTINGS = ("runas_user=root",)
 def make_plugin(config_path, extra_options=(), user_info=USER_INFO, settings=SETTINGS):
     options = ("ModulePath=/x/secalert_sudo_audit.py", "ClassName=SecalertAuditPlugin",
                "Config=" + config_path) + tuple(extra_options)
-    return plugin_mod.SecalertAuditPlugin(
+    return SecalertAuditPlugin(
         version="1.0", settings=settings, user_info=user_info,
         user_env=("SECRET_TOKEN=hunter2", "PATH=/usr/bin"), plugin_options=options)
 
@@ -109,10 +110,10 @@ def command_info(command="/usr/bin/id", **extra):
     return tuple(f"{k}={v}" for k, v in info.items())
 
 
-def run_accepted(plugin, argv, command=None, status=0):
+def run_accepted(plugin, argv, command=None, status=0, cwd="/home/alice"):
     """Drive the callbacks the way sudo 1.9.13 does for an accepted command."""
     argv = tuple(argv)
-    info = command_info(command or argv[0])
+    info = command_info(command or argv[0], cwd=cwd)
     rcs = [sudo.call(plugin, "open", 1, ("sudo",) + argv)]
     rcs.append(sudo.call(plugin, "accept", "sudoers_policy", int(sudo.PLUGIN_TYPE.POLICY),
                          info, argv, ("SECRET_TOKEN=hunter2",)))

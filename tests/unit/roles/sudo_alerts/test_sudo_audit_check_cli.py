@@ -4,7 +4,7 @@ import json
 import os
 
 import pytest
-import secalert_sudo_audit as p
+from secalert_sudo import cli
 
 
 @pytest.mark.parametrize("content, rc, words", [
@@ -19,10 +19,10 @@ def test_check_cli(tmp_path, capsys, content, rc, words):
     path = tmp_path / "sudo_alerts.json"
     path.write_text(content if isinstance(content, str) else json.dumps(content))
     os.chmod(path, 0o600)
-    assert p.main(["x", "--check", str(path)]) == rc
+    assert cli.main(["x", "--check", str(path)]) == rc
     out = capsys.readouterr()
     assert words in (out.out + out.err)
 
 
 def test_check_cli_usage(capsys):
-    assert p.main(["x"]) == 2
+    assert cli.main(["x"]) == 2

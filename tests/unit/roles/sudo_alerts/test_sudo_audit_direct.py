@@ -7,9 +7,9 @@ import stat
 import time
 
 import pytest
-import secalert_sudo_audit as p
 import sudo
-from conftest import make_plugin, run_accepted, run_rejected
+from conftest import USER_INFO, make_plugin, run_accepted, run_rejected
+from secalert_sudo import delivery
 
 OK = int(sudo.RC.OK)
 
@@ -169,31 +169,67 @@ def test_spool_problems_fall_back_to_syslog(write_config, receiver, fake_python,
     assert sent_records(shortdir) == []
 
 
-def test_sender_missing_with_fail_closed_denies_but_logs(write_config, receiver, shortdir):
-    path = write_config({"delivery": "direct", "fail_closed": True,
+@pytest.mark.parametrize("syslog_works", [True, False])
+def test_fail_closed_counts_syslog_as_delivered(write_config, receiver, shortdir, syslog_works):
+    syslog = {} if syslog_works else {"socket": os.path.join(shortdir, "nolog")}
+    path = write_config({"delivery": "direct", "fail_closed": True, "syslog": syslog,
                          "direct": {"python": "/nonexistent/python", "syslog_copy": False,
                                     "spool": os.path.join(shortdir, "spool"),
                                     "lock": os.path.join(shortdir, "lock")}})
-    # The push alert cannot go out: fail_closed refuses the command (REJECT from the
-    # front end's accept), and the event still reaches syslog for the record.
-    assert run_accepted(make_plugin(path), ["/bin/bash"]) == [OK, OK, int(sudo.RC.REJECT)]
-    assert [e["type"] for e in receiver.events()] == ["fault", "sudo"]
+    # The push alert cannot go out. The event reached syslog: delivered, the command
+    # runs. Only when syslog fails too does fail_closed refuse it (REJECT from the front
+    # end's accept).
+    rcs = run_accepted(make_plugin(path), ["/bin/bash"])
+    assert rcs == [OK, OK, OK if syslog_works else int(sudo.RC.REJECT)]
+    assert [e["type"] for e in receiver.events()] == (["fault", "sudo"] if syslog_works
+                                                      else [])
+
+
+def test_one_uid_cannot_fill_the_spool_for_everyone(write_config, receiver, fake_python,
+                                                     shortdir):
+    """A user who floods sudo (refused calls) uses up only their share; root still queues."""
+    path = direct_config(write_config, shortdir, fake_python(), syslog_copy=False,
+                         spool_max_bytes=64 * 1024, spool_uid_bytes=16 * 1024)
+    lock = os.open(os.path.join(shortdir, "lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # a sender is busy: nothing drains the spool
+    mallory = tuple(x for x in USER_INFO if not x.startswith(("user=", "uid=")))
+    mallory += ("user=mallory", "uid=1001")
+    root = tuple(x for x in USER_INFO if not x.startswith(("user=", "uid=")))
+    root += ("user=root", "uid=0")
+    try:
+        for index in range(60):
+            assert run_rejected(make_plugin(path, user_info=mallory),
+                                ["/usr/bin/cat", f"/etc/shadow{index}"]) == [OK, OK]
+        queued = spooled(shortdir)
+        size = os.path.getsize(os.path.join(shortdir, "spool"))
+        assert size <= 16 * 1024 and 0 < len(queued) < 60
+        receiver.events()
+        assert run_accepted(make_plugin(path, user_info=root), ["/bin/bash"]) == [OK, OK, OK]
+        assert spooled(shortdir)[-1]["user"] == "root"
+        assert receiver.events() == []  # root's event went into the spool, not to syslog
+    finally:
+        os.close(lock)
+    # mallory's overflow is not lost: it went to syslog, with a fault saying why
+    run_rejected(make_plugin(path, user_info=mallory), ["/usr/bin/cat", "/etc/shadow"])
+    events = receiver.events()
+    assert [e["type"] for e in events] == ["fault", "sudo"], events
+    assert "share of uid 1001 used up" in events[0]["error"]
 
 
 def test_spawn_failure_does_not_leak_descriptors(shortdir):
     before = len(os.listdir("/proc/self/fd"))
     for _unused in range(20):
         with pytest.raises(OSError):
-            p.spawn_sender([os.path.join(shortdir, "missing")])
-        p.sender_running(os.path.join(shortdir, "lock"))
-        p.spool_event(os.path.join(shortdir, "spool"), "{}", 1 << 20)
+            delivery.spawn_sender([os.path.join(shortdir, "missing")])
+        delivery.sender_running(os.path.join(shortdir, "lock"))
+        delivery.spool_event(os.path.join(shortdir, "spool"), "{}", 1 << 20)
     assert len(os.listdir("/proc/self/fd")) == before
 
 
 def test_oversized_payload_is_refused_not_blocking(fake_python):
     start = time.monotonic()
     with pytest.raises(OSError):
-        p.spawn_sender([fake_python()], b"x" * (4 * 1024 * 1024))
+        delivery.spawn_sender([fake_python()], b"x" * (4 * 1024 * 1024))
     assert time.monotonic() - start < 1
 
 
@@ -213,10 +249,10 @@ def test_spawn_never_forks_python_or_starts_threads(write_config, fake_python, s
 
 WRITER = """
 import json, sys
-import secalert_sudo_audit as p
-p.TRUSTED_UID = int(sys.argv[3])
+from secalert_sudo import config, delivery
+config.TRUSTED_UID = int(sys.argv[3])
 for index in range(int(sys.argv[2])):
-    p.spool_event(sys.argv[1], json.dumps({"w": int(sys.argv[4]), "i": index}), 1 << 30)
+    delivery.spool_event(sys.argv[1], json.dumps({"w": int(sys.argv[4]), "i": index}), 1 << 30)
 """
 
 
@@ -228,7 +264,7 @@ def test_spool_protocol_loses_nothing_under_concurrency(shortdir):
     from secalert_apprise import send
 
     spool = os.path.join(shortdir, "spool")
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(p.__file__))
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(delivery.__file__)))
     writers = [subprocess.Popen([sys.executable, "-c", WRITER, spool, "300",
                                  str(os.getuid()), str(tag)], env=env)
                for tag in range(4)]

@@ -3,9 +3,10 @@
 import json
 
 import pytest
-import secalert_sudo_audit as p
 import sudo
 from conftest import USER_INFO, command_info, make_plugin, run_accepted, run_rejected
+from secalert_sudo import config, delivery, event
+from secalert_sudo.plugin import SecalertAuditPlugin
 
 OK = int(sudo.RC.OK)
 
@@ -47,7 +48,7 @@ def test_syslog_frame_header(write_config, receiver):
     ("authpriv", "critical", 82), ("auth", "info", 38), ("local3", "warning", 156),
 ])
 def test_syslog_priority(facility, severity, pri):
-    frame = p.syslog_frame("{}", facility, severity, "x", 1, now=0)
+    frame = delivery.syslog_frame("{}", facility, severity, "x", 1, now=0)
     assert frame.startswith(f"<{pri}>Jan  1 ".encode())
 
 
@@ -141,7 +142,7 @@ def test_hostile_arguments_make_one_wellformed_event(write_config, receiver):
     assert run_accepted(plugin, ["/usr/bin/echo"] + HOSTILE) == [OK, OK, OK]
     (frame,) = receiver.frames()
     assert b"\n" not in frame and b"\r" not in frame and b"\x1b" not in frame
-    assert frame.isascii() and len(frame) < p.DEFAULT_LIMITS["event_bytes"] + 100
+    assert frame.isascii() and len(frame) < config.DEFAULT_LIMITS["event_bytes"] + 100
     event = json.loads(frame.partition(b": ")[2])
     args = event["args"]
     assert len(args) == len(HOSTILE)
@@ -164,7 +165,7 @@ def test_too_many_and_too_long_arguments_fit_the_datagram(write_config, receiver
     run_accepted(plugin, argv)
     (frame,) = receiver.frames()
     event = json.loads(frame.partition(b": ")[2])
-    assert len(frame) <= p.DEFAULT_LIMITS["event_bytes"] + 100
+    assert len(frame) <= config.DEFAULT_LIMITS["event_bytes"] + 100
     assert event["truncated"] is True
     assert event["args"][-1].startswith("...[") or len(event["args"]) <= 65
 
@@ -179,7 +180,7 @@ def test_too_many_and_too_long_arguments_fit_the_datagram(write_config, receiver
     ("\x7f\x85", 10, "\\x7f\\x85", False),
 ])
 def test_clean(value, limit, expected, cut):
-    assert p.clean(value, limit) == (expected, cut)
+    assert event.clean(value, limit) == (expected, cut)
 
 
 def test_user_fields_are_cleaned(write_config, receiver):
@@ -200,6 +201,6 @@ def test_plugin_id_and_drop_count_in_events(write_config, receiver, shortdir):
 
 
 def test_show_version():
-    plugin = p.SecalertAuditPlugin(plugin_options=("Config=/nonexistent",))
+    plugin = SecalertAuditPlugin(plugin_options=("Config=/nonexistent",))
     assert plugin.show_version(1) == OK
     assert any("secalert sudo audit plugin version" in text for _unused, text in sudo.LOG)

@@ -8,9 +8,10 @@ import sys
 import time
 
 import pytest
-import secalert_sudo_audit as p
 import sudo
 from conftest import command_info, make_plugin, run_accepted, run_rejected
+from secalert_sudo import config, delivery
+from secalert_sudo import plugin as plugin_mod
 
 OK, REJECT, ERROR = int(sudo.RC.OK), int(sudo.RC.REJECT), int(sudo.RC.ERROR)
 
@@ -73,7 +74,7 @@ def test_exception_in_init_disables_plugin_for_invocation(write_config, receiver
     def boom(path):
         raise MemoryError("simulated")
 
-    monkeypatch.setattr(p, "load_settings", boom)
+    monkeypatch.setattr(config, "load_settings", boom)
     plugin = make_plugin(write_config())
     assert sudo.call(plugin, "open", 1, ("sudo", "/usr/bin/id")) == REJECT
     (fault,) = faults(receiver)
@@ -81,7 +82,7 @@ def test_exception_in_init_disables_plugin_for_invocation(write_config, receiver
 
 
 def test_exception_in_init_with_fail_closed_denies(write_config, monkeypatch):
-    monkeypatch.setattr(p, "load_settings", lambda path: 1 / 0)
+    monkeypatch.setattr(config, "load_settings", lambda path: 1 / 0)
     plugin = make_plugin(write_config(), extra_options=("FailClosed=yes",))
     assert sudo.call(plugin, "open", 1, ("sudo", "/usr/bin/id")) == ERROR
 
@@ -117,23 +118,15 @@ def test_garbage_arguments_from_sudo_never_raise(write_config):
     assert plugin.close(99, -1) is None
 
 
-def test_import_failure_is_reported_by_open(monkeypatch, write_config, receiver):
-    monkeypatch.setattr(p, "_IMPORT_ERROR", "ImportError: simulated")
-    plugin = make_plugin(write_config())
-    assert sudo.call(plugin, "open", 1, ("sudo", "/usr/bin/id")) == REJECT
-    assert "ImportError: simulated" in faults(receiver)[0]["error"]
-
-
 def test_module_imports_without_sudo(monkeypatch):
     monkeypatch.setitem(sys.modules, "sudo", None)  # "import sudo" raises ImportError
-    module = importlib.reload(p)
+    module = importlib.reload(plugin_mod)
     try:
         assert module.sudo is None
-        assert module._IMPORT_ERROR is None
         assert callable(module.SecalertAuditPlugin.accept)
     finally:
         monkeypatch.undo()
-        importlib.reload(p)
+        importlib.reload(plugin_mod)
 
 
 # -- syslog transport ------------------------------------------------------------------
@@ -142,9 +135,9 @@ def test_module_imports_without_sudo(monkeypatch):
 def test_syslog_socket_missing_is_counted(shortdir):
     counter = os.path.join(shortdir, "sub", "drops")
     for _unused in range(3):
-        assert p.send_syslog(b"x", os.path.join(shortdir, "nope")) == "ENOENT"
-        p._bump_counter(counter)
-    assert p.drop_count(counter) == 3
+        assert delivery.send_syslog(b"x", os.path.join(shortdir, "nope")) == "ENOENT"
+        delivery.bump_counter(counter)
+    assert delivery.drop_count(counter) == 3
 
 
 def test_syslog_daemon_stopped_leaves_stale_socket(shortdir):
@@ -152,7 +145,7 @@ def test_syslog_daemon_stopped_leaves_stale_socket(shortdir):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     s.bind(path)
     s.close()  # the socket file stays, nobody listens
-    assert p.send_syslog(b"x", path) == "ECONNREFUSED"
+    assert delivery.send_syslog(b"x", path) == "ECONNREFUSED"
 
 
 def test_full_datagram_queue_never_blocks(receiver, write_config, shortdir):
@@ -170,7 +163,7 @@ def test_full_datagram_queue_never_blocks(receiver, write_config, shortdir):
     for _unused in range(20):
         assert run_accepted(make_plugin(path), ["/usr/bin/id"]) == [OK, OK, OK]
     assert time.monotonic() - start < 2
-    assert p.drop_count(os.path.join(shortdir, "drops")) == 20
+    assert delivery.drop_count(os.path.join(shortdir, "drops")) == 20
     filler.close()
 
 
@@ -179,7 +172,7 @@ def test_stream_socket_is_used_without_blocking(shortdir):
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(path)
     server.listen(1)
-    assert p.send_syslog(b"<86>hello", path) is None
+    assert delivery.send_syslog(b"<86>hello", path) is None
     conn, _unused = server.accept()
     conn.settimeout(2)
     assert conn.recv(100) == b"<86>hello\0"
@@ -193,7 +186,7 @@ def test_stuck_stream_socket_never_blocks(shortdir):
     server.bind(path)
     server.listen(0)  # never accepts: the backlog fills up
     start = time.monotonic()
-    results = [p.send_syslog(b"x" * 100, path) for _unused in range(50)]
+    results = [delivery.send_syslog(b"x" * 100, path) for _unused in range(50)]
     assert time.monotonic() - start < 1
     assert {"EAGAIN"} & set(results)
     server.close()
@@ -205,6 +198,6 @@ def test_fault_report_failure_stays_silent(write_config, monkeypatch):
     def broken(*args):
         raise OSError(errno.EIO, "disk on fire")
 
-    monkeypatch.setattr(p, "send_syslog", broken)
+    monkeypatch.setattr(delivery, "send_syslog", broken)
     plugin._fault("test", "whatever")  # must not raise
     assert run_accepted(plugin, ["/usr/bin/id"]) == [OK, OK, OK]

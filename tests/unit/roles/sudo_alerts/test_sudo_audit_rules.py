@@ -1,9 +1,9 @@
 """Rules: first match wins, every matcher, the shipped defaults, config validation."""
 
 import pytest
-import secalert_sudo_audit as p
+from secalert_sudo import config, rules
 
-DEFAULTS = p.compile_rules(p.DEFAULT_RULES)
+DEFAULTS = rules.compile_rules(rules.DEFAULT_RULES)
 
 
 def ev(decision="accept", command="/usr/bin/id", args=(), user="alice", runas="root"):
@@ -30,7 +30,7 @@ def ev(decision="accept", command="/usr/bin/id", args=(), user="alice", runas="r
     (ev(decision="reject", command="/bin/bash"), "denied"),
 ])
 def test_default_rules(event, rule):
-    assert p.match_rule(DEFAULTS, event)["name"] == rule
+    assert rules.match_rule(DEFAULTS, event)["name"] == rule
 
 
 def test_default_severities():
@@ -40,7 +40,7 @@ def test_default_severities():
     assert sev["routine"] == "info"
 
 
-CUSTOM = p.compile_rules([
+CUSTOM = rules.compile_rules([
     {"name": "ignore-backup", "match": {"user": "backup*", "command": "/usr/bin/rsync"},
      "action": "ignore"},
     {"name": "dba", "match": {"group": ["dba"], "runas_user": "postgres"},
@@ -63,7 +63,7 @@ CUSTOM = p.compile_rules([
     (ev(decision="reject", command="/bin/rm", args=["-rf", "/"]), [], None),
 ])
 def test_custom_rules(event, groups, rule):
-    found = p.match_rule(CUSTOM, event, lambda: groups)
+    found = rules.match_rule(CUSTOM, event, lambda: groups)
     assert (found["name"] if found else None) == rule
 
 
@@ -74,13 +74,13 @@ def test_group_lookup_only_when_needed():
         calls.append(1)
         return ["dba"]
 
-    p.match_rule(p.compile_rules([{"match": {"user": "bob"}}]), ev(), groups)
+    rules.match_rule(rules.compile_rules([{"match": {"user": "bob"}}]), ev(), groups)
     assert calls == []
-    p.match_rule(p.compile_rules([{"match": {"group": "dba"}}]), ev(), groups)
+    rules.match_rule(rules.compile_rules([{"match": {"group": "dba"}}]), ev(), groups)
     assert calls == [1]
 
 
-@pytest.mark.parametrize("rules, message", [
+@pytest.mark.parametrize("rule_list, message", [
     ("nope", "must be a list"),
     ([1], "must be an object"),
     ([{"match": {"colour": "red"}}], "match keys"),
@@ -94,9 +94,9 @@ def test_group_lookup_only_when_needed():
     ([{"match": {"user": [1]}}], "match.user"),
     ([{"when": "always"}], "unknown keys"),
 ])
-def test_invalid_rules(rules, message):
-    with pytest.raises(p.ConfigError, match=message):
-        p.compile_rules(rules)
+def test_invalid_rules(rule_list, message):
+    with pytest.raises(rules.RuleError, match=message):
+        rules.compile_rules(rule_list)
 
 
 @pytest.mark.parametrize("raw, message", [
@@ -115,17 +115,17 @@ def test_invalid_rules(rules, message):
 ])
 def test_invalid_config(write_config, raw, message):
     path = write_config(raw=raw)
-    with pytest.raises(p.ConfigError, match=message):
-        p.load_settings(path)
+    with pytest.raises(config.ConfigError, match=message):
+        config.load_settings(path)
 
 
 def test_config_rules_come_before_defaults(write_config):
     path = write_config({"rules": [{"name": "mine", "match": {"command": "/usr/bin/id"},
                                     "action": "ignore"}]})
-    rules = p.load_settings(path)["compiled_rules"]
-    assert [r["name"] for r in rules][:2] == ["mine", "denied"]
+    compiled = config.load_settings(path)["compiled_rules"]
+    assert [r["name"] for r in compiled][:2] == ["mine", "denied"]
     path = write_config({"include_default_rules": False, "rules": [{"name": "only"}]})
-    assert [r["name"] for r in p.load_settings(path)["compiled_rules"]] == ["only"]
+    assert [r["name"] for r in config.load_settings(path)["compiled_rules"]] == ["only"]
 
 
 def ansible_rules(users):
@@ -134,13 +134,13 @@ def ansible_rules(users):
 
     import yaml
 
-    path = os.path.join(os.path.dirname(p.__file__), "..", "vars", "main.yml")
+    path = os.path.join(os.path.dirname(rules.__file__), "..", "..", "vars", "main.yml")
     with open(path, encoding="utf-8") as handle:
         internal = yaml.safe_load(handle)
     rule = dict(internal["__sudo_alerts_ansible_rule"])
     rule["match"] = dict(rule["match"], user=users,
                          args=internal["__sudo_alerts_ansible_become_args"])
-    return p.compile_rules([rule] + p.DEFAULT_RULES)
+    return rules.compile_rules([rule] + rules.DEFAULT_RULES)
 
 
 KEY = "echo BECOME-SUCCESS-" + "qwertyuiopasdfghjklzxcvbnmqwerty"
@@ -186,7 +186,7 @@ TMP = "/home/deploy/.ansible/tmp/ansible-tmp-1764172800.21-4242-1234567/Ansiball
         args=["-c", f"{KEY} ; /usr/bin/python3"]), "denied"),
 ])
 def test_ansible_become_rule(event, rule):
-    assert p.match_rule(ansible_rules(["deploy"]), event)["name"] == rule
+    assert rules.match_rule(ansible_rules(["deploy"]), event)["name"] == rule
 
 
 def test_ansible_become_rule_is_quiet():

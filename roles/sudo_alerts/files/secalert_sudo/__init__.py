@@ -1,0 +1,19 @@
+"""secalert sudo audit plugin: the real code, loaded by the entry module sudo loads.
+
+sudo's ModulePath is ``secalert_sudo_audit.py`` next to this package's version
+directory; that small entry module imports ``secalert_sudo.plugin`` under a guard. One
+module per concern:
+
+``config``    the JSON configuration: defaults, validation, loading (``load_settings``)
+``rules``     the shipped rules, rule compilation and matching on raw, normalised values
+``event``     one event: its fields, escaping and truncation for output, serialisation
+``delivery``  syslog datagrams, the direct-mode spool and the detached sender
+``plugin``    ``SecalertAuditPlugin``, the sudo callbacks (thin: calls the modules above)
+``cli``       ``--check CONFIG`` and ``--self-test`` for the role
+
+Everything runs inside the sudo process, as root, on every sudo call: standard library
+only, nothing blocks, no thread, no ``os.fork()``, no ``signal.signal()``; every sudo
+callback catches everything (fail open unless FailClosed=yes).
+"""
+
+__version__ = "2.0.0"

@@ -1,0 +1,139 @@
+"""The plugin's JSON configuration: defaults, validation and loading."""
+
+import json
+import os
+
+from secalert_sudo import rules
+
+DEFAULT_CONFIG = "/etc/secalert/sudo_alerts.json"
+PROGRAM = "secalert-sudo"
+TRUSTED_UID = 0  # owner the config and the spool must have (unit tests run as someone else)
+MAX_CONFIG_BYTES = 256 * 1024
+
+FACILITIES = {
+    "kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "syslog": 5, "lpr": 6,
+    "news": 7, "uucp": 8, "cron": 9, "authpriv": 10, "ftp": 11,
+    "local0": 16, "local1": 17, "local2": 18, "local3": 19,
+    "local4": 20, "local5": 21, "local6": 22, "local7": 23,
+}
+SEVERITIES = rules.SEVERITIES
+
+# Limits that keep one event one well-formed syslog datagram, whatever the input.
+DEFAULT_LIMITS = {
+    "field_chars": 256,  # user, tty, cwd, command, reason ...
+    "arg_chars": 1024,  # each argument
+    "args": 64,  # number of arguments kept
+    "event_bytes": 6000,  # the whole JSON line
+}
+
+DEFAULT_SETTINGS = {
+    "delivery": "syslog",  # or "direct"
+    "fail_closed": False,
+    "close_events": False,  # also an event when the command ends (exit status/signal)
+    "include_default_rules": True,  # append rules.DEFAULT_RULES after the configured rules
+    "rules": [],
+    "syslog": {
+        "facility": "authpriv",
+        "ident": PROGRAM,
+        "socket": "/dev/log",
+        "drop_counter": "/run/secalert/sudo-drops",
+    },
+    "direct": {
+        "python": "/opt/secalert/venv/bin/python",
+        "apprise_config": "/etc/secalert/apprise.yml",
+        "min_severity": "warning",  # less severe events only go to syslog
+        "syslog_copy": True,  # also log every event to syslog
+        "spool": "/run/secalert/sudo-spool",  # events waiting for the sender (root-only)
+        "lock": "/run/secalert/sudo-sender.lock",  # held by the running sender
+        "spool_max_bytes": 1024 * 1024,  # beyond this, events go to syslog only
+        # What one invoking uid other than root may hold of the spool: a user who floods
+        # sudo (refused calls included) cannot crowd out the others' alerts.
+        "spool_uid_bytes": 256 * 1024,
+    },
+    "limits": DEFAULT_LIMITS,
+}
+
+
+class ConfigError(Exception):
+    """The configuration file is missing, unsafe or invalid."""
+
+
+def _merge(defaults, override, where):
+    result = dict(defaults)
+    for key, value in override.items():
+        if key not in defaults:
+            raise ConfigError(f"unknown setting {where}{key}")
+        if isinstance(defaults[key], dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"setting {where}{key} must be an object")
+            value = _merge(defaults[key], value, where + key + ".")
+        elif isinstance(defaults[key], bool) and not isinstance(value, bool):
+            raise ConfigError(f"setting {where}{key} must be true or false")
+        elif isinstance(defaults[key], int) and not isinstance(defaults[key], bool) and (
+                not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ConfigError(f"setting {where}{key} must be a positive integer")
+        elif isinstance(defaults[key], str) and not isinstance(value, str):
+            raise ConfigError(f"setting {where}{key} must be a string")
+        result[key] = value
+    return result
+
+
+def _compile(rule_list):
+    try:
+        return rules.compile_rules(rule_list)
+    except rules.RuleError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def load_settings(path):
+    """Read the JSON config at ``path``; return settings with compiled rules.
+
+    Raises ConfigError when the file is missing, not root-owned, writable by others,
+    too large or invalid. The caller then uses ``default_settings()``.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ConfigError(f"cannot open {path}: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not (st.st_mode & 0o170000 == 0o100000):
+            raise ConfigError(f"{path} is not a regular file")
+        if st.st_uid != TRUSTED_UID or st.st_mode & 0o022:
+            raise ConfigError(f"{path} must be owned by root and not writable by group or others")
+        if st.st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path} is larger than 256 KiB")
+        data = os.read(fd, MAX_CONFIG_BYTES + 1)
+    finally:
+        os.close(fd)
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a JSON object")
+    raw.pop("schema", None)
+    raw.pop("comment", None)
+    settings = _merge(DEFAULT_SETTINGS, raw, "")
+    if settings["delivery"] not in ("syslog", "direct"):
+        raise ConfigError("delivery must be syslog or direct")
+    if settings["syslog"]["facility"] not in FACILITIES:
+        raise ConfigError("unknown syslog facility {!r}".format(settings["syslog"]["facility"]))
+    if settings["direct"]["min_severity"] not in SEVERITIES:
+        raise ConfigError(f"direct.min_severity must be one of {list(SEVERITIES)}")
+    for key in ("python", "apprise_config", "spool", "lock"):
+        if not os.path.isabs(settings["direct"][key]):
+            raise ConfigError(f"direct.{key} must be an absolute path")
+    rule_list = list(settings["rules"])
+    if settings["include_default_rules"]:
+        rule_list += rules.DEFAULT_RULES
+    settings["compiled_rules"] = _compile(rule_list)
+    return settings
+
+
+def default_settings():
+    """The built-in settings (syslog, shipped rules): used when the config is broken."""
+    settings = _merge(DEFAULT_SETTINGS, {}, "")
+    settings["compiled_rules"] = _compile(rules.DEFAULT_RULES)
+    return settings
