@@ -1,0 +1,258 @@
+"""The guard on real sudo: faults it repairs, the alerts it sends, bursts, users' locks.
+
+Each fault is injected while a probe on the host runs `sudo -n true` every 0.1 s; the
+test then waits (bounded) until sudo works for root and alice, checks the guard's status
+event in auth.log (what the event carries) and the "sudo alerts OFF on <host>" alert at
+the receiver, repairs the fault, re-enables the plugin and waits for "back on". The
+figures (sudo calls denied while the fault was in place, seconds until the OFF alert)
+are printed and, when SECALERT_GUARD_FIGURES names a file, appended to it: they are
+reported, never asserted.
+"""
+
+import json
+import os
+import time
+
+import pytest
+from conftest import wait_for
+from test_sudo_alerts import CTL, MARK, MODULE, diagnose, reenable, sudo_works
+
+SO = "/usr/libexec/secalert/python_plugin.so"
+PACKAGE = "/usr/libexec/secalert/sudo-plugin/current/secalert_sudo"
+UNIT = "secalert-sudo-guard"
+
+
+@pytest.fixture(params=["debian12", "debian13"])
+def host(request, hosts):
+    (name,) = [n for n in hosts if n.endswith(request.param)]
+    h = hosts[name]
+    assert h.run(CTL + " status").stdout.strip() == "enabled", diagnose(h)
+    return h
+
+
+def figure(test, **values):
+    line = json.dumps({"test": test, **values})
+    print("FIGURE", line)
+    path = os.environ.get("SECALERT_GUARD_FIGURES")
+    if path:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+
+
+def nodename(host):
+    return host.check_output("uname -n")
+
+
+def auth_lines(host):
+    return int(host.check_output("wc -l < /var/log/auth.log"))
+
+
+def status_events(host, after_line):
+    """The guard's status events logged to auth.log after line ``after_line``."""
+    out = host.run("tail -n +%s /var/log/auth.log", str(after_line + 1)).stdout
+    events = []
+    for line in out.splitlines():
+        if "secalert-sudo[" in line and '"type":"status"' in line:
+            event = json.loads(line.split("]: ", 1)[1])
+            if event.get("where") == "guard":
+                events.append(event)
+    return events
+
+
+class Alerts:
+    """Counts the receiver's "sudo alerts OFF/back ON on <host>" alerts of one host."""
+
+    def __init__(self, receiver, host):
+        self.receiver = receiver
+        self.off_text = f"sudo alerts OFF on {nodename(host)}"
+        self.on_text = f"sudo alerts back ON on {nodename(host)}"
+        self.off_before = len(receiver.messages(contains=self.off_text))
+        self.on_before = len(receiver.messages(contains=self.on_text))
+
+    def wait_off(self, timeout=30):
+        found = self.receiver.messages(contains=self.off_text, wait=timeout,
+                                       count=self.off_before + 1)
+        return found[self.off_before:]
+
+    def wait_on(self, timeout=30):
+        found = self.receiver.messages(contains=self.on_text, wait=timeout,
+                                       count=self.on_before + 1)
+        return found[self.on_before:]
+
+
+def start_probe(host, unit):
+    """Run `sudo -n true` as root every 0.1 s (60 times) in a transient unit."""
+    host.run("rm -f /root/%s.log", unit)
+    script = (f"for i in $(seq 1 60); do if timeout -k 2 10 sudo -n true >/dev/null 2>&1; "
+              f"then echo ok; else echo denied; fi; sleep 0.1; done > /root/{unit}.log; "
+              f"echo done >> /root/{unit}.log")
+    assert host.run("systemd-run --quiet --collect --unit %s sh -c %s", unit, script).rc == 0
+
+
+def probe_result(host, unit):
+    """(denied, total) once the probe has finished (bounded wait)."""
+    wait_for(lambda: host.run("grep -qx done /root/%s.log", unit).rc == 0, 60)
+    lines = host.run("cat /root/%s.log", unit).stdout.split()
+    assert lines and lines[-1] == "done", lines
+    return lines.count("denied"), len(lines) - 1
+
+
+def guard_idle(host):
+    """Wait until no guard run is in progress (bounded)."""
+    return wait_for(lambda: host.run("systemctl is-active %s.service", UNIT).stdout.strip()
+                    not in ("activating", "reloading"), 30)
+
+
+# name: (break it, repair it, the file the event must name, sudo.conf afterwards)
+FAULTS = {
+    "module deleted": (f"mv {MODULE} /root/module.bak", f"mv /root/module.bak {MODULE}",
+                       MODULE, "disabled"),
+    "module syntax error": (f"cp -p {MODULE} /root/module.bak && echo 'def (:' >> {MODULE}",
+                            f"mv /root/module.bak {MODULE}", MODULE, "disabled"),
+    "plugin .so truncated": (f"cp -p {SO} /root/so.bak && : > {SO}",
+                             f"cp /root/so.bak {SO} && rm /root/so.bak", SO, "disabled"),
+    "plugin .so garbage": (f"cp -p {SO} /root/so.bak && head -c 65536 /dev/urandom > {SO}.new "
+                           f"&& chmod 0644 {SO}.new && mv {SO}.new {SO}",
+                           f"mv /root/so.bak {SO}", SO, "disabled"),
+    # The entry module catches it: sudo -V says BROKEN, sudo works, the line stays.
+    "package syntax error": (f"cp -p {PACKAGE}/plugin.py /root/plugin.bak && "
+                             f"echo 'def (:' >> {PACKAGE}/plugin.py",
+                             f"mv /root/plugin.bak {PACKAGE}/plugin.py", None, "enabled"),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_a_fault_is_repaired_alerted_and_back_on_is_alerted(host, receiver, fault):
+    breaker, repair, culprit, after = FAULTS[fault]
+    if fault.startswith("package") and not host.file(PACKAGE).is_directory:
+        pytest.skip(f"no {PACKAGE} on this host (the package layout is not installed)")
+    guard_idle(host)
+    alerts = Alerts(receiver, host)
+    first = auth_lines(host)
+    probe = "secalert-probe-" + fault.replace(" ", "-").replace(".", "")
+    start_probe(host, probe)
+    time.sleep(0.5)
+    t0 = time.time()
+    try:
+        assert host.run(breaker).rc == 0
+        assert wait_for(lambda: sudo_works(host), 30), "sudo still broken" + diagnose(host)
+        off = alerts.wait_off()
+        events = wait_for(lambda: status_events(host, first), 10)
+        assert events and events[0]["state"] == "off", (events, diagnose(host))
+        event = events[0]
+        assert event["host"] == nodename(host) and event["severity"] == "critical"
+        assert event["reason"] and event["action"], event
+        if culprit:
+            assert event["file"] == culprit, event
+        assert event["detail"], event
+        assert host.run(CTL + " status").stdout.strip() == after, diagnose(host)
+        denied, total = probe_result(host, probe)
+        figure(fault, host=nodename(host), denied=denied, probes=total,
+               off_alert_s=round(off[0]["time"] - t0, 2) if off else None)
+        assert off, f"no 'sudo alerts OFF' alert at the receiver (event: {event})"
+        assert "ON on" not in off[0]["title"]
+        text = off[0]["title"] + "\n" + (off[0]["body"] or "")
+        assert event["reason"][:60] in text, text
+    finally:
+        host.run(repair)
+        guard_idle(host)
+        enabled = reenable(host)
+    assert enabled.rc == 0, enabled.stderr + diagnose(host)
+    assert alerts.wait_on(), "no 'sudo alerts back ON' alert" + diagnose(host)
+    back = [e for e in status_events(host, first) if e["state"] == "on"]
+    assert back and back[-1]["severity"] == "warning", diagnose(host)
+
+
+def test_a_burst_of_changes_leaves_the_guard_alive(host):
+    """30 rapid changes to the watched files (more than systemd's default start limit),
+    then a broken python_plugin.so: sudo works again (time reported, not asserted)."""
+    guard_idle(host)
+    touch = f"touch {MODULE} /etc/sudo.conf {SO}"
+    try:
+        for _i in range(30):
+            assert host.run(touch).rc == 0
+            time.sleep(0.15)
+        assert host.run("systemctl is-failed --quiet %s.path", UNIT).rc != 0, diagnose(host)
+        assert host.run(FAULTS["plugin .so garbage"][0]).rc == 0
+        t0 = time.monotonic()
+        works = wait_for(lambda: host.run("timeout -k 2 10 sudo -n true").rc == 0, 30,
+                         interval=0.1)
+        elapsed = time.monotonic() - t0
+        figure("burst then .so garbage", host=nodename(host), sudo_back_s=round(elapsed, 2))
+        assert works, "sudo still broken after a burst" + diagnose(host) + host.run(
+            "systemctl status --no-pager %s.path %s.service", UNIT, UNIT).stdout
+        assert sudo_works(host)
+        state = host.run("systemctl show -p ActiveState,Result %s.path", UNIT).stdout
+        assert "ActiveState=active" in state, state
+    finally:
+        host.run(FAULTS["plugin .so garbage"][1])
+        guard_idle(host)
+        enabled = reenable(host)
+    assert enabled.rc == 0, enabled.stderr + diagnose(host)
+
+
+def test_a_users_lock_in_run_lock_does_not_block_the_guard(host):
+    """alice holds flocks in the world-writable /run/lock (the guard's old lock among
+    them): the guard, disable and enable still run at once and repair a fault."""
+    holder = "secalert-alice-locks"
+    hold = ("flock /run/lock/secalert-sudo-alerts.lock flock /run/lock/secalert-guard.lock "
+            "sleep 120")
+    line = host.run("grep '^Plugin python_audit' /etc/sudo.conf").stdout.strip()
+    try:
+        assert host.run("systemd-run --quiet --collect --uid alice --unit %s sh -c %s",
+                        holder, hold).rc == 0
+        assert wait_for(lambda: host.run("test -e /run/lock/secalert-guard.lock").rc == 0, 10)
+        for args in (["guard", "--from", "test"], ["disable", "test"], ["enable", line]):
+            t0 = time.monotonic()
+            run = host.run("timeout 60 %s %s", CTL, " ".join(args))
+            figure("alice holds /run/lock", host=nodename(host), command=args[0],
+                   seconds=round(time.monotonic() - t0, 2))
+            assert run.rc == 0, (args, run.rc, run.stderr)
+        assert host.run(FAULTS["module syntax error"][0]).rc == 0
+        assert wait_for(lambda: sudo_works(host), 30), diagnose(host)
+        assert host.run(CTL + " status").stdout.strip() == "disabled"
+    finally:
+        host.run("systemctl stop %s", holder)
+        host.run("test -f /root/module.bak && mv /root/module.bak %s", MODULE)
+        guard_idle(host)
+        enabled = reenable(host)
+    assert enabled.rc == 0, enabled.stderr + diagnose(host)
+
+
+def test_the_timer_restarts_a_failed_path_unit_and_alerts(host, receiver):
+    """A path unit in "failed" watches nothing: the next timer run restarts it."""
+    dropin = f"/run/systemd/system/{UNIT}.service.d"
+    alerts = Alerts(receiver, host)
+    first = auth_lines(host)
+    try:
+        # Fault injection only: systemd's default start limit, tightened.
+        host.run("mkdir -p %s && printf '[Unit]\\nStartLimitIntervalSec=60\\n"
+                 "StartLimitBurst=1\\n' > %s/limit.conf && systemctl daemon-reload",
+                 dropin, dropin)
+        assert wait_for(lambda: host.run("touch %s; sleep 0.3; systemctl is-failed --quiet "
+                                         "%s.path", MODULE, UNIT).rc == 0, 30), diagnose(host)
+        host.run("rm -rf %s && systemctl daemon-reload && systemctl reset-failed %s.service",
+                 dropin, UNIT)
+        assert host.run("systemctl start %s.service", UNIT).rc == 0  # what the timer does
+        assert host.run("systemctl is-active %s.path", UNIT).stdout.strip() == "active"
+        events = status_events(host, first)
+        assert [e["state"] for e in events] == ["off", "on"], events
+        assert f"{UNIT}.path had failed" in events[0]["reason"], events
+        assert alerts.wait_off(), "no 'sudo alerts OFF' alert at the receiver"
+        assert alerts.wait_on(), "no 'sudo alerts back ON' alert at the receiver"
+    finally:
+        host.run("rm -rf %s; systemctl daemon-reload; systemctl reset-failed %s.service "
+                 "%s.path; systemctl start %s.path", dropin, UNIT, UNIT, UNIT)
+
+
+def test_the_guard_units_have_no_start_or_trigger_limit(host):
+    service = host.run("systemctl show -p StartLimitIntervalUSec %s.service", UNIT).stdout
+    path = host.run("systemctl show -p TriggerLimitIntervalUSec %s.path", UNIT).stdout
+    assert service.strip() == "StartLimitIntervalUSec=0", service
+    assert path.strip() == "TriggerLimitIntervalUSec=0", path
+    lock = host.file("/run/secalert")
+    assert (lock.uid, lock.mode) == (0, 0o700)
+    settings = host.file("/etc/secalert/sudo-alerts-guard.conf")
+    assert (settings.uid, settings.mode) == (0, 0o600)
+    assert "DELIVERY=direct\n" in settings.content_string
+    assert MARK not in host.file("/etc/sudo.conf").content_string
