@@ -228,7 +228,7 @@ notification:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
-from ansible_collections.secalert.alerting.plugins.module_utils.apprise_notify import (  # noqa: E402
+from ansible_collections.secalert.alerting.plugins.module_utils.secalert_apprise.targets import (  # noqa: E402
     BODY_FORMATS,
     FAIL_POLICIES,
     NOTIFY_TYPES,

@@ -1,6 +1,9 @@
 """Make the code under test importable without installing anything.
 
 - the collection as ``ansible_collections.secalert.alerting`` (a symlink tree in .cache),
+- the ``secalert_apprise`` runtime as the apprise role installs it into the venv's purelib
+  (``PURELIB``: plugins/module_utils/secalert_apprise/*.py plus the role's send.py, linked
+  into one package directory in .cache),
 - the host-side code shipped in role ``files/`` directories,
 - the stand-ins for the ``sudo`` and ``syslogng`` modules (unit tests only).
 """
@@ -14,13 +17,41 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TREE = os.path.join(ROOT, ".cache", "collections")
 LINK = os.path.join(TREE, "ansible_collections", "secalert", "alerting")
 
+PURELIB = os.path.join(ROOT, ".cache", "unit-purelib")
+RUNTIME_SOURCES = (
+    os.path.join(ROOT, "plugins", "module_utils", "secalert_apprise"),
+    os.path.join(ROOT, "roles", "apprise", "files", "secalert_apprise"),
+)
+
+
+def _link(target, link):
+    """Create the symlink ``link`` -> ``target`` (several pytest runs may race here)."""
+    try:
+        os.symlink(target, link)
+    except FileExistsError:
+        if os.path.realpath(link) != os.path.realpath(target):
+            os.replace(_tmp_link(target, link), link)
+
+
+def _tmp_link(target, link):
+    tmp = f"{link}.{os.getpid()}.tmp"
+    os.symlink(target, tmp)
+    return tmp
+
+
 if not os.path.lexists(LINK):
     os.makedirs(os.path.dirname(LINK), exist_ok=True)
-    os.symlink(ROOT, LINK)
+    _link(ROOT, LINK)
+
+os.makedirs(os.path.join(PURELIB, "secalert_apprise"), exist_ok=True)
+for source in RUNTIME_SOURCES:
+    for name in sorted(os.listdir(source)):
+        if name.endswith(".py"):
+            _link(os.path.join(source, name), os.path.join(PURELIB, "secalert_apprise", name))
 
 for path in (
     TREE,
-    os.path.join(ROOT, "roles", "apprise", "files"),
+    PURELIB,
     os.path.join(ROOT, "roles", "sudo_alerts", "files"),
     os.path.join(ROOT, "roles", "syslog_ng_alerts", "files"),
     os.path.join(os.path.dirname(__file__), "stubs"),

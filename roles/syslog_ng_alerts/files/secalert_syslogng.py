@@ -5,12 +5,17 @@ design. One code base for syslog-ng 3.38 (no ``syslogng.LogDestination``) and 4.
 
 Delivery model (nothing is acknowledged before it is delivered or deliberately dropped):
 
-- ``send()`` renders the message with the title/body/type templates, keeps it in memory
-  and returns QUEUED. No network I/O; it never touches Apprise.
+- ``send()`` queues *every* message and returns QUEUED, whatever it holds: in a threaded
+  syslog-ng destination SUCCESS or DROP from ``send()`` would ack or drop every message
+  of the batch so far (logthrdestdrv.c), and an exception counts as ERROR for all of
+  them. It renders the title/body/type/source templates; a template that cannot format
+  a message (invalid UTF-8 makes ``LogTemplate.format()`` raise UnicodeDecodeError) gets
+  a fallback rendered from the raw bytes with replacement characters. No network I/O;
+  it never touches Apprise.
 - syslog-ng calls ``flush()`` when ``batch-lines()`` events are queued or
   ``batch-timeout()`` (the digest window) has passed. ``flush()`` always empties the
   buffer, then sends one notification per Apprise target: the event itself, or a digest
-  ("N events" and a list that ends in "and N more").
+  (``render.digest``: most severe first, floods counted per source, "and N more").
 - SUCCESS acknowledges the batch. When a target is rate limited, answered 429 or 5xx, or
   cannot be reached, ``flush()`` returns NOT_CONNECTED: syslog-ng rewinds and later sends
   the same events again (with newer ones appended): they join the next digest. Targets
@@ -18,14 +23,21 @@ Delivery model (nothing is acknowledged before it is delivered or deliberately d
 - Permanent errors (no valid target for the tag, 4xx other than 408/425/429) are
   reported through syslog-ng's internal log at most once per ``report-interval`` and
   the events are dropped for that target instead of being retried for ever.
-- Messages from syslog-ng itself (PROGRAM "syslog-ng") are acknowledged and ignored, so
-  this destination never alerts about its own reports.
+- Messages from syslog-ng itself (PROGRAM "syslog-ng") are queued like the others and
+  skipped by ``flush()``, so this destination never alerts about its own reports.
+- Rate limit: at most ``rate_limit`` notifications per target in any ``rate_period``;
+  the last slot of every period is kept for a notification that carries a critical
+  (failure) event, so a flood of lesser events cannot use up the budget a critical one
+  needs. The service never sees more than ``rate_limit`` in a period.
+
+Apprise itself is reached through a transport object (``secalert_apprise.targets.
+AppriseTransport``: targets of the config for the tag, one notify per target); the
+text is made by ``secalert_apprise.render``. Both live in the venv's purelib.
 """
 
 import json
 import logging
 import os
-import re
 import sys
 import threading
 import time
@@ -45,6 +57,7 @@ DEFAULTS = {
     "title": "${HOST}: ${PROGRAM}",
     "body": "${ISODATE} ${HOST} ${PROGRAM}: ${MESSAGE}",
     "type": "warning",
+    "source": "${PROGRAM}",
     "rate_limit": "5",
     "rate_period": "60",
     "markdown": "auto",
@@ -56,68 +69,54 @@ DEFAULTS = {
     "ledger": "",
     "ledger_max_bytes": "10485760",
 }
-
-# notify types by name, and the syslog-style names a rule may use for severity
-_TYPES = {
-    "info": "info",
-    "success": "success",
-    "warning": "warning",
-    "failure": "failure",
-    "low": "info",
-    "notice": "info",
-    "medium": "warning",
-    "warn": "warning",
-    "high": "failure",
-    "critical": "failure",
-    "crit": "failure",
-    "error": "failure",
-    "err": "failure",
-    "alert": "failure",
-    "emerg": "failure",
-    "emergency": "failure",
-    "debug": "info",
+TEMPLATES = ("title", "body", "type", "source")
+# What a message shows when a template cannot format it (invalid UTF-8 and the like):
+# the raw values, with replacement characters. Never a drop.
+FALLBACK = {
+    "title": "${HOST}: unprintable event from ${PROGRAM}",
+    "body": "${HOST} ${PROGRAM}: ${MESSAGE}",
+    "type": "warning",
+    "source": "${PROGRAM}",
 }
-_TYPE_RANK = {"success": 0, "info": 1, "warning": 2, "failure": 3}
+FALLBACK_NOTE = " [secalert: the event could not be formatted; invalid bytes shown as \ufffd]"
+_MACRO = ("${", "}")
 
-# outcome of one notification to one target
+# outcome of one notification to one target (secalert_apprise.targets has the same)
 OK, LIMITED, TRANSIENT, PERMANENT = "ok", "rate-limited", "transient", "permanent"
-_HTTP_CODE_RE = re.compile(r"error=(\d{3})\b")
-
-
-def classify(success, log_lines, timed_out=False):
-    """Map an Apprise result (bool and captured log lines) to an outcome."""
-    if success:
-        return OK, None
-    codes = [int(c) for line in log_lines for c in _HTTP_CODE_RE.findall(line)]
-    if timed_out or not codes:
-        return TRANSIENT, None  # connection refused, timeout, DNS: an outage
-    code = codes[-1]
-    if code == 429:
-        return LIMITED, code
-    if code >= 500 or code in (408, 425):
-        return TRANSIENT, code
-    return PERMANENT, code
+FAILURE_RANK = 3  # render.TYPE_RANK["failure"]: a critical event
+CRITICAL_POLL = 1.0  # seconds between looks for a critical event while rate limited
 
 
 def venv_purelib(venv):
-    """The site-packages directory of a venv made by this interpreter."""
+    """The site-packages directory of a venv made by this interpreter (our bootstrap:
+    secalert_apprise and Apprise are imported from there)."""
     major, minor = sys.version_info[:2]
     return os.path.join(venv, "lib", f"python{major}.{minor}", "site-packages")
 
 
 class RateLimiter:
-    """At most ``limit`` notifications in any ``period`` seconds (sliding window)."""
+    """At most ``limit`` notifications in any ``period`` seconds (sliding window).
+
+    With ``limit`` of 2 or more, the last slot of the window is reserved for sends that
+    carry a critical event (``take(now, critical=True)``): lesser sends stop at
+    ``limit - 1``. A critical event then waits for the service's budget only when
+    critical events themselves used it up, and the total stays within ``limit``.
+    """
 
     def __init__(self, limit, period):
         self.limit = max(1, limit)
         self.period = max(0.0, period)
+        self.reserve = 1 if self.limit >= 2 else 0
         self.sent = []
         self.lock = threading.Lock()
 
-    def take(self, now):
+    def _cap(self, critical):
+        return self.limit if critical else self.limit - self.reserve
+
+    def take(self, now, critical=False):
         """Record a send and return True if one is allowed now (atomic)."""
         with self.lock:
-            if not self.ready(now):
+            if not self.ready(now, critical):
                 return False
             self.record(now)
             return True
@@ -126,18 +125,20 @@ class RateLimiter:
         while self.sent and self.sent[0] <= now - self.period:
             self.sent.pop(0)
 
-    def ready(self, now):
+    def ready(self, now, critical=False):
         self._trim(now)
-        return len(self.sent) < self.limit
+        return len(self.sent) < self._cap(critical)
 
-    def next_free(self, now):
+    def next_free(self, now, critical=False):
         self._trim(now)
-        if len(self.sent) < self.limit:
+        cap = self._cap(critical)
+        if len(self.sent) < cap:
             return now
-        return self.sent[0] + self.period
+        return self.sent[len(self.sent) - cap] + self.period
 
     def record(self, now):
         self.sent.append(now)
+        self.sent.sort()
 
     def settle(self, started, finished):
         """The send that took its slot at ``started`` ended at ``finished``: count the slot
@@ -193,29 +194,36 @@ class Target:
         self.done, self.done_fp = 0, None
 
 
+class Event(tuple):
+    """One queued message: ``(title, body, type, source)`` as bytes, plus flags."""
+
+    __slots__ = ()
+
+    def __new__(cls, title, body, ntype, source, own=False, fallback=False):
+        return super().__new__(cls, (title, body, ntype, source, own, fallback,
+                                     hash((title, body))))
+
+    title = property(lambda self: self[0])
+    body = property(lambda self: self[1])
+    ntype = property(lambda self: self[2])
+    source = property(lambda self: self[3])
+    own = property(lambda self: self[4])
+    fallback = property(lambda self: self[5])
+    fp = property(lambda self: self[6])
+
+
 def _fingerprint(events):
-    return hash(tuple(e[3] for e in events))
-
-
-class _Capture(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.DEBUG)
-        self.lines = []
-
-    def emit(self, record):
-        try:
-            self.lines.append(record.getMessage())
-        except Exception:  # noqa: BLE001 - a log record must never break delivery
-            self.lines.append(str(record.msg))
-
-
-# Apprise logs through the global "apprise" logger: one notification at a time per
-# process, so the captured lines belong to that notification.
-_NOTIFY_LOCK = threading.Lock()
+    return hash(tuple(e.fp for e in events))
 
 
 class AppriseDestination(_Base):
-    """The python() destination class: ``class("secalert_syslogng.AppriseDestination")``."""
+    """The python() destination class: ``class("secalert_syslogng.AppriseDestination")``.
+
+    ``transport`` (set by init(), replaceable by tests) is what reaches Apprise:
+    ``targets(now)`` gives ``[(key, name, server)]`` or None while Apprise or its config
+    is missing; ``notify(server, body, title, notify_type, body_format)`` gives
+    ``(outcome, http code)``.
+    """
 
     DROP, ERROR, SUCCESS, QUEUED, NOT_CONNECTED, RETRY = (
         DROP,
@@ -227,6 +235,7 @@ class AppriseDestination(_Base):
     )
 
     clock = staticmethod(time.monotonic)
+    transport = None
 
     # -- syslog-ng callbacks ------------------------------------------------------------
 
@@ -252,15 +261,13 @@ class AppriseDestination(_Base):
         self.report_interval = self._number(opts, "report_interval", float)
         self.retry_max = max(1.0, self._number(opts, "retry_max", float))
         self.markdown = opts["markdown"].lower()
-        self.templates = [self._template(opts, k) for k in ("title", "body", "type")]
+        self.templates = [self._template(opts.get(k) or DEFAULTS[k], k) for k in TEMPLATES]
         self.batch = []
         self.targets = {}
-        self.apprise = None
-        self.config_sig = None
-        self.config_checked = -1e18
         self.next_attempt = 0.0
         self.opened = False
-        self.stats = {"queued": 0, "delivered": 0, "dropped": 0, "ignored": 0}
+        self.stats = {"queued": 0, "delivered": 0, "dropped": 0, "ignored": 0,
+                      "unprintable": 0}
         # syslog-ng 4.x forwards Python logging to its internal log: keep Apprise's
         # per-send INFO lines out of it; the warnings we classify still pass.
         logging.getLogger("apprise").setLevel(logging.WARNING)
@@ -269,7 +276,20 @@ class AppriseDestination(_Base):
             purelib = venv_purelib(venv)
             if os.path.isdir(purelib) and purelib not in sys.path:
                 sys.path.insert(0, purelib)
+        if self.transport is None:
+            self.transport = self._apprise_transport()
         return True
+
+    def _apprise_transport(self):
+        """The real transport; None (events kept, reported) while the runtime is missing."""
+        try:
+            from secalert_apprise import targets
+        except ImportError as exc:
+            self._report("import", f"cannot import secalert_apprise (venv "
+                                   f"{self.opts['venv']}): {exc}")
+            return None
+        return targets.AppriseTransport(self.opts["config"], self.tag, venv=None,
+                                        report=self._report)
 
     def _number(self, opts, key, cast):
         try:
@@ -278,8 +298,7 @@ class AppriseDestination(_Base):
             self._report("option", f"{key}({opts[key]!r}) is not a number, using the default")
             return cast(DEFAULTS[key])
 
-    def _template(self, opts, key):
-        text = opts[key]
+    def _template(self, text, key):
         tmpl_cls = getattr(syslogng, "LogTemplate", None)
         if tmpl_cls is None or "$" not in text:
             return text.encode()
@@ -288,7 +307,8 @@ class AppriseDestination(_Base):
             return tmpl_cls(text, options) if options is not None else tmpl_cls(text)
         except Exception as exc:  # noqa: BLE001 - a bad template must not stop syslog-ng
             self._report("option", f"{key}({text!r}) is not a valid template: {exc}")
-            return tmpl_cls(DEFAULTS[key]) if "$" in DEFAULTS[key] else DEFAULTS[key].encode()
+            fallback = FALLBACK.get(key) or DEFAULTS[key]
+            return tmpl_cls(fallback, options) if options is not None else tmpl_cls(fallback)
 
     def deinit(self):
         return None
@@ -304,20 +324,29 @@ class AppriseDestination(_Base):
         self.opened = False
 
     def send(self, msg):
+        """Queue ``msg``; always QUEUED (see the module doc: never ack or drop here)."""
         try:
-            if _value(msg, "PROGRAM") == b"syslog-ng":
-                self.stats["ignored"] += 1
-                return SUCCESS  # never alert about syslog-ng's own (or our) messages
-            # LogTemplate.format() returns str on some versions, bytes on others.
-            title, body, ntype = (
-                _as_bytes(t if isinstance(t, bytes) else t.format(msg)) for t in self.templates
-            )
-            self.batch.append((title, body, ntype, hash((title, body))))
-            self.stats["queued"] += 1
-            return QUEUED
-        except Exception as exc:  # noqa: BLE001
-            self._report("send", f"cannot format a message, dropped: {exc!r}")
-            return DROP
+            event = self._event(msg)
+        except Exception as exc:  # noqa: BLE001 - even our own bug must not drop the batch
+            event = Event(b"secalert: unprintable event", b"unprintable event (" +
+                          type(exc).__name__.encode() + b")", b"warning", b"?", fallback=True)
+        self.batch.append(event)
+        self.stats["queued"] += 1
+        return QUEUED
+
+    def _event(self, msg):
+        if _value(msg, "PROGRAM") == b"syslog-ng":
+            return Event(b"", b"", b"", b"", own=True)
+        rendered, fallback = [], False
+        for key, tmpl in zip(TEMPLATES, self.templates):
+            try:
+                rendered.append(_format(tmpl, msg))
+            except Exception:  # noqa: BLE001 - UnicodeDecodeError on invalid UTF-8 and others
+                fallback = True
+                rendered.append(_raw_format(FALLBACK[key], msg))
+        if fallback:
+            rendered[1] += FALLBACK_NOTE.encode()
+        return Event(*rendered, fallback=fallback)
 
     def flush(self):
         batch, self.batch = self.batch, []  # a failed flush re-sends the whole batch
@@ -336,27 +365,39 @@ class AppriseDestination(_Base):
     # -- delivery -----------------------------------------------------------------------
 
     def _deliver(self, batch):
+        """Deliver ``batch`` (the whole replayed batch); SUCCESS only when every target has
+        every event of it (or dropped them for a permanent error)."""
         now = self.clock()
+        own = sum(1 for e in batch if e.own)
+        alerts = [e for e in batch if not e.own]
+        if not alerts:
+            self.stats["ignored"] += own
+            return SUCCESS
         if not self._load(now):
             # Apprise or its config missing: keep everything until they are installed.
             self.next_attempt = now + min(self.retry_max, 30.0)
             return NOT_CONNECTED
         if not self.targets:
-            self.stats["dropped"] += len(batch)
+            self.stats["dropped"] += len(alerts)
             self._report(
                 "no-target",
                 f"no valid Apprise target for tag {self.tag!r} in {self.opts['config']}: "
-                f"{len(batch)} event(s) dropped",
-                count=len(batch),
+                f"{len(alerts)} event(s) dropped",
+                count=len(alerts),
             )
             return SUCCESS
         pending_until = None
         for target in self.targets.values():
-            part = batch[target.skip(batch) :]
+            part = alerts[target.skip(alerts) :]
             if not part:
                 continue
-            if now < target.not_before or not target.limiter.take(now):
-                wait = max(target.not_before, target.limiter.next_free(now))
+            critical = any(self._rank(e) >= FAILURE_RANK for e in part)
+            if now < target.not_before or not target.limiter.take(now, critical):
+                wait = max(target.not_before, target.limiter.next_free(now, critical))
+                if not critical and now >= target.not_before and target.limiter.reserve:
+                    # Only the budget of lesser events is used up: look again soon, so a
+                    # critical event that arrives meanwhile takes the reserved slot.
+                    wait = min(wait, now + CRITICAL_POLL)
                 pending_until = wait if pending_until is None else min(pending_until, wait)
                 continue
             started = now
@@ -365,10 +406,10 @@ class AppriseDestination(_Base):
             target.limiter.settle(started, now)
             if outcome == OK:
                 target.failures = 0
-                target.mark(batch)
+                target.mark(alerts)
                 continue
             if outcome == PERMANENT:
-                target.mark(batch)
+                target.mark(alerts)
                 self.stats["dropped"] += len(part)
                 self._report(
                     "perm:" + target.key,
@@ -399,9 +440,16 @@ class AppriseDestination(_Base):
             return NOT_CONNECTED
         for target in self.targets.values():
             target.reset()
-        self.stats["delivered"] += len(batch)
-        self._record(batch)
+        self.stats["delivered"] += len(alerts)
+        self.stats["ignored"] += own
+        self.stats["unprintable"] += sum(1 for e in alerts if e.fallback)
+        self._record(alerts)
         return SUCCESS
+
+    def _rank(self, event):
+        from secalert_apprise import render
+
+        return render.rank(event.ntype)
 
     def _record(self, batch):
         """Append the delivered events to the ledger: what every target accepted.
@@ -418,11 +466,11 @@ class AppriseDestination(_Base):
             lines = "".join(
                 json.dumps(
                     {"time": stamp, "tag": self.tag,
-                     "title": title.decode("utf-8", "replace"),
-                     "body": body.decode("utf-8", "replace")[:2000]},
+                     "title": event.title.decode("utf-8", "replace"),
+                     "body": event.body.decode("utf-8", "replace")[:2000]},
                     ensure_ascii=False,
                 ) + "\n"
-                for title, body, _ntype, _fp in batch
+                for event in batch
             )
             try:
                 if os.stat(path).st_size > self._number(self.opts, "ledger_max_bytes", int):
@@ -436,118 +484,40 @@ class AppriseDestination(_Base):
             self._report("ledger", f"cannot write the delivery ledger {path}: {exc!r}")
 
     def _load(self, now):
-        """(Re)load the Apprise config when it changed; False if Apprise is missing."""
-        if self.apprise is not None and now - self.config_checked < 10.0:
-            return True
-        self.config_checked = now
-        try:
-            import apprise
-        except ImportError as exc:
-            self._report("import", f"cannot import apprise (venv {self.opts['venv']}): {exc}")
+        """Refresh ``self.targets`` from the transport; False while it has none to give."""
+        if self.transport is None:
+            self.transport = self._apprise_transport()
+            if self.transport is None:
+                return False
+        found = self.transport.targets(now)
+        if found is None:
             return False
-        path = self.opts["config"]
-        try:
-            st = os.stat(path)
-            sig = (st.st_mtime_ns, st.st_size, st.st_ino)
-        except OSError as exc:
-            # Not there (yet): a rollout in progress, keep the events until it is.
-            self._report("config", f"cannot read {path}: {exc.strerror}")
-            return False
-        if self.apprise is not None and sig == self.config_sig:
-            return True
-        capture = _Capture()
-        alog = logging.getLogger("apprise")
-        with _NOTIFY_LOCK:
-            alog.addHandler(capture)
-            try:
-                cfg = apprise.AppriseConfig()
-                cfg.add(path)
-                apobj = apprise.Apprise()
-                apobj.add(cfg)
-                servers = list(apobj.find(self.tag))
-            finally:
-                alog.removeHandler(capture)
-        self.apprise, self.config_sig = apobj, sig
         old, self.targets = self.targets, {}
-        for server in servers:
-            key = _server_key(server)
+        for key, name, server in found:
             target = old.get(key) or Target(
-                key,
-                server,
-                _server_name(server),
-                shared_limiter(key, self.rate_limit, self.rate_period),
-            )
-            target.server = server
+                key, server, name, shared_limiter(key, self.rate_limit, self.rate_period))
+            target.server, target.name = server, name
             self.targets[key] = target
-        problems = [
-            line
-            for line in capture.lines
-            if "rror" in line or "nvalid" in line or "nparseable" in line
-        ]
-        if problems or not servers:
-            self._report(
-                "config",
-                f"{path}: {len(servers)} target(s) for tag {self.tag!r}, "
-                f"{len(problems)} problem(s) while loading it",
-            )
         return True
 
     def _notify(self, target, events):
-        import apprise
+        title, body, ntype, fmt = self.render(target.server, events)
+        return self.transport.notify(target.server, body, title, ntype, fmt)
 
-        title, body, ntype, fmt = self._render(target, events)
-        single = apprise.Apprise()
-        single.add(target.server)
-        capture = _Capture()
-        alog = logging.getLogger("apprise")
-        with _NOTIFY_LOCK:
-            alog.addHandler(capture)
-            try:
-                result = single.notify(body=body, title=title, notify_type=ntype, body_format=fmt)
-            finally:
-                alog.removeHandler(capture)
-        timed_out = str(getattr(result, "status", "")).endswith("TIMEOUT")
-        return classify(bool(result), capture.lines, timed_out)
+    def render(self, server, events):
+        """Title, body, notify type and body format of one notification to ``server``."""
+        from secalert_apprise import render
 
-    def _render(self, target, events):
-        """Title, body, notify type and body format of one notification."""
-        from secalert_apprise import text
-
-        server = target.server
-        formats = getattr(server, "notify_format", "text")
-        formats = formats if isinstance(formats, (tuple, list)) else (formats,)
-        markdown = self.markdown in ("yes", "true", "1") or (
-            self.markdown == "auto" and any(str(f) == "markdown" for f in formats)
-        )
-        title_max = min(getattr(server, "title_maxlen", 250) or 250, 250)
-        body_max = getattr(server, "body_maxlen", 4000) or 4000
-        if self.max_body > 0:
-            body_max = min(body_max, self.max_body)
-        ntype = max(
-            (
-                _TYPES.get(e[2].decode("utf-8", "replace").strip().lower(), "warning")
-                for e in events
-            ),
-            key=_TYPE_RANK.__getitem__,
-        )
-        first_title = text.safe(events[0][0], multiline=False)
+        markdown = render.renders_markdown(server, self.markdown)
+        title_max, body_max = render.limits(server, self.max_body)
         if len(events) == 1:
-            title = text.truncate(first_title, title_max)
-            body = text.safe(events[0][1], limit=body_max - len(title) - 2, markdown=markdown)
+            event = events[0]
+            title, body, ntype = render.single(event.title, event.body, event.ntype,
+                                               markdown, title_max, body_max)
         else:
-            titles = {e[0] for e in events[: self.max_lines]}
-            label = first_title if len(titles) == 1 else first_title + " and others"
-            title = text.truncate(f"{len(events)} events: {label}", title_max)
-            lines = [
-                "• " + text.safe(e[1], limit=300, multiline=False, markdown=markdown)
-                for e in events[: self.max_lines]
-            ]
-            body = text.digest_body(
-                lines,
-                limit=body_max - len(title) - 2,
-                total=len(events),
-                header=f"{len(events)} events, oldest first:",
-            )
+            title, body, ntype = render.digest(
+                [(e.title, e.body, e.ntype, e.source) for e in events],
+                markdown, title_max, body_max, self.max_lines)
         return title, body, ntype, "markdown" if markdown else "text"
 
     # -- reporting ----------------------------------------------------------------------
@@ -576,32 +546,34 @@ class AppriseDestination(_Base):
         print(message, file=sys.stderr)
 
 
-def _as_bytes(value):
+def _format(tmpl, msg):
+    """Format one template strictly, as syslog-ng does: str (UTF-8 locale) or bytes."""
+    if isinstance(tmpl, bytes):
+        return tmpl
+    value = tmpl.format(msg)
     if isinstance(value, bytes):
         return value
     return str(value).encode("utf-8", "surrogateescape")
 
 
+def _raw_format(text, msg):
+    """The fallback: ``${NAME}`` macros of ``text`` from the message's raw bytes, invalid
+    UTF-8 replaced (U+FFFD). Never raises."""
+    out, rest = [], text
+    while _MACRO[0] in rest:
+        head, _1, tail = rest.partition(_MACRO[0])
+        name, closed, rest = tail.partition(_MACRO[1])
+        out.append(head)
+        out.append(_value(msg, name).decode("utf-8", "replace") if closed else _MACRO[0] + name)
+    out.append(rest)
+    return "".join(out).encode("utf-8")
+
+
 def _value(msg, name):
     try:
         value = msg[name]
-    except (KeyError, IndexError, TypeError):
+    except Exception:  # noqa: BLE001 - KeyError, or whatever the binding raises
         return b""
-    return value if isinstance(value, bytes) else str(value).encode()
-
-
-def _server_key(server):
-    import hashlib
-
-    try:
-        url = server.url()
-    except Exception:  # noqa: BLE001
-        url = repr(server)
-    return hashlib.sha256(url.encode()).hexdigest()[:16]
-
-
-def _server_name(server):
-    try:
-        return server.url(privacy=True)
-    except Exception:  # noqa: BLE001
-        return type(server).__name__
+    if value is None:
+        return b""
+    return value if isinstance(value, bytes) else str(value).encode("utf-8", "replace")

@@ -1,15 +1,25 @@
 """Stand-in for syslog-ng's embedded ``syslogng`` module (unit tests only).
 
-Models the parts the secalert destination uses, as syslog-ng 4.x provides them:
+Models the parts the secalert destination uses, as syslog-ng provides them:
 ``LogDestination`` (3.38 lacks it: tests can delete it and re-import), ``LogTemplate``
 with a minimal ``$NAME`` / ``${NAME}`` formatter, ``LogMessage`` (a dict of bytes) and
 ``Logger`` (records what the destination logs in ``Logger.records``).
+
+``LogTemplate.format()`` returns what the C side returns (syslog-ng 3.38.1
+modules/python/python-logtemplate.c -> python-helpers.c ``_py_string_from_string``;
+4.8 python-types.c ``py_string_from_string``): the formatted bytes go through
+``PyUnicode_FromStringAndSize``, a *strict* UTF-8 decode, when the locale's charset is
+UTF-8, so invalid UTF-8 in a value raises UnicodeDecodeError; under another charset
+(``CHARSET_UTF8 = False``, e.g. the C locale) it tries ``g_locale_to_utf8`` and returns
+``bytes`` when that fails (here: non-ASCII input).
 """
 
 import re
 
 LTZ_LOCAL = 0
 LTZ_SEND = 1
+
+CHARSET_UTF8 = True  # g_get_charset(): the locale syslog-ng runs in is UTF-8
 
 
 class LogDestination:
@@ -25,7 +35,7 @@ class LogTemplateException(Exception):
     pass
 
 
-_MACRO_RE = re.compile(r"\$\{([A-Za-z0-9_.]+)\}|\$([A-Za-z0-9_]+)")
+_MACRO_RE = re.compile(rb"\$\{([A-Za-z0-9_.]+)\}|\$([A-Za-z0-9_]+)")
 
 
 class LogTemplate:
@@ -36,11 +46,21 @@ class LogTemplate:
         self.options = options
 
     def format(self, msg, options=None, tz=LTZ_SEND, seqnum=0):
-        def value(match):
-            raw = msg.get(match.group(1) or match.group(2), b"")
-            return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        if not isinstance(msg, LogMessage):
+            raise TypeError("LogMessage expected in the first parameter")
 
-        return _MACRO_RE.sub(value, self.template).encode("utf-8", "surrogateescape")
+        def value(match):
+            name = (match.group(1) or match.group(2)).decode()
+            raw = msg.get(name, b"")
+            return raw if isinstance(raw, bytes) else str(raw).encode()
+
+        result = _MACRO_RE.sub(value, self.template.encode("utf-8"))
+        if CHARSET_UTF8:
+            return result.decode("utf-8")  # strict: raises UnicodeDecodeError
+        try:
+            return result.decode("ascii")
+        except UnicodeDecodeError:
+            return result
 
 
 class LogMessage(dict):

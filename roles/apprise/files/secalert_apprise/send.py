@@ -48,7 +48,7 @@ import signal
 import sys
 import time
 
-from secalert_apprise import text
+from . import render, targets, text
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -68,15 +68,11 @@ DIGEST_AFTER = 3  # more events than this with the same tags in one round: one d
 MAX_ROUNDS = 50  # spool rounds per sender; what is left waits for the next sender
 LOCK_WAIT = 5.0  # seconds to wait for writers still inside their write()
 GATHER = 1.0  # spool mode: let a burst accumulate (and the sudo that started us finish)
-TITLE_LIMIT = 200
-BODY_LIMIT = 1900  # under Discord's 2000, Slack's and Telegram's limits
-FIELD_LIMIT = 300
-COMMAND_LIMIT = 1000
-
-_SEVERITY_TYPE = {
-    "emergency": "failure", "alert": "failure", "critical": "failure", "error": "failure",
-    "warning": "warning", "notice": "info", "info": "info", "debug": "info",
-}
+TITLE_LIMIT = render.SUDO_TITLE_LIMIT
+BODY_LIMIT = render.SUDO_BODY_LIMIT
+# An event no target took, written to syslog by the sender (when the plugin did not log
+# it there itself): the event's own JSON line after this prefix.
+UNSENT_PREFIX = "undelivered sudo event: "
 
 
 class Timeout(Exception):  # noqa: N818
@@ -122,70 +118,18 @@ def read_events(stream):
     return events[:MAX_EVENTS], bad + max(0, len(events) - MAX_EVENTS)
 
 
-def _field(value, limit=FIELD_LIMIT):
+def _field(value, limit=render.FIELD_LIMIT):
     return text.safe(value, limit=limit, multiline=False)
 
 
-def _command_line(event):
-    parts = [event.get("command") or "?"]
-    parts += [a if isinstance(a, str) else str(a) for a in (event.get("args") or [])]
-    return _field(" ".join(str(p) for p in parts), COMMAND_LIMIT)
-
-
-def format_event(event):
+def format_event(event, markdown=False):
     """Return ``(title, body, notify_type)`` for one event, all safe to post."""
-    kind = event.get("type", "sudo")
-    severity = str(event.get("severity", "info"))
-    user = _field(event.get("user") or "?", 64)
-    host = _field(event.get("host") or "?", 128)
-    if kind == "fault":
-        title = f"secalert sudo plugin fault on {host}"
-        lines = [f"where: {_field(event.get('where'))}", f"error: {_field(event.get('error'))}",
-                 f"user: {user}", f"fail_closed: {bool(event.get('fail_closed'))}"]
-    else:
-        decision = str(event.get("decision", "?"))
-        command = _field(event.get("command") or "?", 120)
-        runas = _field(event.get("runas_user") or "?", 64)
-        if decision == "accept":
-            title = f"sudo: {user} ran {command} as {runas} on {host}"
-        elif decision == "reject":
-            title = f"sudo: {user} was denied {command} on {host}"
-        elif decision == "error":
-            title = f"sudo: error for {user} running {command} on {host}"
-        else:
-            outcome = (f"signal {event['signal']}" if "signal" in event
-                       else f"exit {event.get('exit_status', '?')}")
-            title = f"sudo: {command} by {user} on {host} ended ({outcome})"
-        lines = [f"command: {_command_line(event)}"]
-        if event.get("reason"):
-            lines.append(f"reason: {_field(event['reason'])}")
-        lines.append(f"user: {user} (uid {_field(event.get('uid'), 12)})")
-        runas_group = event.get("runas_group")
-        lines.append(f"run as: {runas}" + (f":{_field(runas_group, 64)}" if runas_group else ""))
-        for key in ("tty", "cwd", "plugin"):
-            if event.get(key):
-                lines.append(f"{key}: {_field(event[key])}")
-        if event.get("truncated"):
-            lines.append("note: the event was truncated at the source")
-    lines.append(f"rule: {_field(event.get('rule') or '-', 64)}, severity: {_field(severity, 16)}")
-    lines.append(f"host: {host}, time: {_field(event.get('time'), 40)}")
-    if event.get("dropped"):
-        lines.append(f"warning: {int(event['dropped'])} earlier events were dropped")
-    title = text.safe(f"[{severity}] {title}", limit=TITLE_LIMIT, multiline=False)
-    body = text.truncate("\n".join(lines), BODY_LIMIT)
-    return title, body, _SEVERITY_TYPE.get(severity, "info")
+    return render.sudo_event(event, markdown)
 
 
-def _status(result):
-    """Map an Apprise notify() result (2.x AppriseResult, 1.x bool/None) to an exit code."""
-    if result is None:
-        return EXIT_NO_MATCH
-    status = getattr(result, "status", None)
-    if status is not None:
-        code = int(status)
-        return code if code in (EXIT_OK, EXIT_FAILED, EXIT_NO_MATCH, EXIT_PARTIAL,
-                                EXIT_TIMEOUT) else EXIT_FAILED
-    return EXIT_OK if result else EXIT_FAILED
+def format_digest(events, markdown=False):
+    """One notification for several events: ``(title, body, notify_type)``."""
+    return render.sudo_digest(events, markdown)
 
 
 class SetupError(Exception):
@@ -256,6 +200,9 @@ def parse_args(argv):
     parser.add_argument("--gather", type=float, default=GATHER,
                         help="spool mode: seconds to wait for more events of a burst before "
                              "the first round (default %(default)s)")
+    parser.add_argument("--events-in-syslog", action="store_true",
+                        help="spool mode: the plugin logs every event to syslog as well "
+                             "(its syslog_copy), so undelivered events need no copy")
     args = parser.parse_args(argv)
     if bool(args.spool) != bool(args.lock):
         parser.error("--spool and --lock go together")
@@ -300,14 +247,10 @@ def _run(args):
     apprise, apobj = build_apprise(args.config)
     codes = []
     for event in events:
-        title, body, kind = format_event(event)
-        tags = args.tag or [t for t in (event.get("tags") or []) if isinstance(t, str)]
-        tags = tags or ["sudo"]
-        result = apobj.notify(body=body, title=title, notify_type=kind, tag=tags,
-                              body_format=apprise.NotifyFormat.TEXT)
-        code = _status(result)
+        tags = _tags(event, args.tag)
+        code = _notify_tags(apprise, apobj, tags, lambda md, e=event: format_event(e, md))
         codes.append(code)
-        what = _field(event.get("decision") or event.get("type"), 16)
+        what = _field(render.sudo_kind(event), 16)
         if code == EXIT_NO_MATCH:
             log("no Apprise target is tagged {}: {} event not sent".format(
                 " or ".join(_field(t, 64) for t in tags), what), "warning")
@@ -316,62 +259,82 @@ def _run(args):
     return aggregate(codes)
 
 
-def _summary(event):
-    parts = [_field(event.get("time"), 24), _field(event.get("user") or "?", 32),
-             _field(event.get("decision") or event.get("type"), 8), _command_line(event)]
-    return " ".join(p for p in parts if p)[:240]
+def _tags(event, forced=None):
+    tags = forced or [t for t in (event.get("tags") or []) if isinstance(t, str)]
+    return tuple(tags or ["sudo"])
 
 
-def format_digest(events):
-    """One notification for several events: ``(title, body, notify_type)``."""
-    severity = min((str(e.get("severity", "info")) for e in events),
-                   key=lambda s: list(_SEVERITY_TYPE).index(s) if s in _SEVERITY_TYPE else 99)
-    hosts = sorted({_field(e.get("host") or "?", 128) for e in events})
-    where = hosts[0] if len(hosts) == 1 else f"{len(hosts)} hosts"
-    kinds = {}
-    for event in events:
-        key = _field(event.get("decision") or event.get("type"), 16)
-        kinds[key] = kinds.get(key, 0) + 1
-    title = text.safe(f"[{severity}] sudo: {len(events)} events on {where} ("
-                      + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) + ")",
-                      limit=TITLE_LIMIT, multiline=False)
-    lines, used = [], 0
-    for index, event in enumerate(events):
-        line = "- " + _summary(event)
-        if used + len(line) + 60 > BODY_LIMIT:
-            lines.append(f"... and {len(events) - index} more (all of them are in syslog)")
-            break
-        lines.append(line)
-        used += len(line) + 1
-    body = text.truncate("\n".join(lines), BODY_LIMIT)
-    return title, body, _SEVERITY_TYPE.get(severity, "info")
+def _notify_tags(apprise, apobj, tags, compose):
+    """Notify every target matching any of ``tags``, each in the format it renders.
+
+    ``compose(markdown)`` returns ``(title, body, notify_type)``; it is called once per
+    format, so Markdown targets get escaped titles and bodies and the others plain text.
+    Returns an exit status: OK, NO_MATCH, PARTIAL or FAILED.
+    """
+    servers = list(apobj.find(tag=list(tags)))
+    if not servers:
+        return EXIT_NO_MATCH
+    made, results = {}, []
+    for index, server in enumerate(servers, 1):
+        markdown = render.renders_markdown(server)
+        if markdown not in made:
+            made[markdown] = compose(markdown)
+        title, body, kind = made[markdown]
+        outcome, code = targets.notify_one(apprise, server, body, title, kind,
+                                           "markdown" if markdown else "text")
+        results.append(outcome == targets.OK)
+        if outcome != targets.OK:
+            service = getattr(server, "service_name", None) or type(server).__name__
+            log(f"{service} target {index} of {len(servers)}: {outcome} (HTTP {code or '-'})")
+    if all(results):
+        return EXIT_OK
+    return EXIT_PARTIAL if any(results) else EXIT_FAILED
 
 
 def send_batch(apprise, apobj, events, tags=None):
-    """Send ``events``: one notification each, or a digest per tag set. Returns codes."""
+    """Send ``events``: one notification each, or a digest per tag set.
+
+    Returns ``(codes, unsent)``: an exit status per notification and the events that no
+    target took (a failed or partial notification, or no target for their tags).
+    """
     groups = {}
     for event in events:
-        event_tags = tags or [t for t in (event.get("tags") or []) if isinstance(t, str)]
-        groups.setdefault(tuple(event_tags or ["sudo"]), []).append(event)
-    codes = []
+        groups.setdefault(_tags(event, tags), []).append(event)
+    codes, unsent = [], []
     for group_tags, group in groups.items():
         if len(group) > DIGEST_AFTER:
-            messages = [(format_digest(group), len(group))]
+            messages = [((lambda md, g=group: format_digest(g, md)), group)]
         else:
-            messages = [(format_event(event), 1) for event in group]
-        for (title, body, kind), count in messages:
-            result = apobj.notify(body=body, title=title, notify_type=kind,
-                                  tag=list(group_tags),
-                                  body_format=apprise.NotifyFormat.TEXT)
-            code = _status(result)
+            messages = [((lambda md, e=event: format_event(e, md)), [event]) for event in group]
+        for compose, covered in messages:
+            code = _notify_tags(apprise, apobj, group_tags, compose)
             codes.append(code)
+            if code == EXIT_OK:
+                continue
+            unsent += covered
             if code == EXIT_NO_MATCH:
                 log("no Apprise target is tagged {}: {} event(s) not sent".format(
-                    " or ".join(_field(t, 64) for t in group_tags), count), "warning")
-            elif code != EXIT_OK:
-                log(f"delivery failed for {count} event(s), status {code} "
-                    "(the events are in syslog)")
-    return codes
+                    " or ".join(_field(t, 64) for t in group_tags), len(covered)), "warning")
+            else:
+                log(f"delivery failed for {len(covered)} event(s), status {code}")
+    return codes, unsent
+
+
+def keep_in_syslog(events, in_syslog):
+    """Make sure undelivered ``events`` are in syslog; say where they are.
+
+    ``in_syslog``: the plugin logged every event to syslog itself (its ``syslog_copy``);
+    otherwise the sender writes each one there now (authpriv, ``secalert-send``), as its
+    JSON line. Either way the log line that follows is true.
+    """
+    if not events:
+        return
+    if not in_syslog:
+        for event in events:
+            line = json.dumps(event, ensure_ascii=True, separators=(",", ":"))
+            log(UNSENT_PREFIX + line[:800], "warning")
+    log(f"{len(events)} undelivered event(s) are in syslog "
+        + ("(the plugin's copy)" if in_syslog else f"(written by {PROGRAM})"), "warning")
 
 
 def _lock(fd, wait=0.0):
@@ -441,13 +404,17 @@ def drain(args):
                 try:
                     if sender is None:
                         sender = build_apprise(args.config)
-                    codes += send_batch(sender[0], sender[1], events, args.tag)
+                    more, unsent = send_batch(sender[0], sender[1], events, args.tag)
+                    codes += more
                 except SetupError as exc:
-                    codes.append(_fail(exc.code, f"{exc}: {len(events)} event(s) not sent "
-                                                 "(the events are in syslog)"))
+                    codes.append(_fail(exc.code, f"{exc}: {len(events)} event(s) not sent"))
+                    unsent = events
                 except Timeout:
                     codes.append(_fail(EXIT_TIMEOUT, f"gave up after {args.timeout} s: "
                                        f"{len(events)} event(s) may not have been sent"))
+                    unsent = events
+                signal.alarm(0)
+                keep_in_syslog(unsent, args.events_in_syslog)
                 continue
             # Empty: let go of the lock, then look again. A plugin that appended while
             # it saw the lock held relies on this look.

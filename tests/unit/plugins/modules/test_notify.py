@@ -37,7 +37,15 @@ def run(args, capsys):
     with patch_module_args(args), pytest.raises(SystemExit) as exc:
         notify.main()
     out = capsys.readouterr().out
-    return exc.value.code, json.loads(out), out
+    result = json.loads(out)
+    # ansible-core 2.22 hands the no_log values a module saw back to the controller in
+    # _ansible_new_secrets (the controller masks them in its output and drops the key).
+    # Every other part of the result must still be free of them.
+    new_secrets = result.pop("_ansible_new_secrets", None)
+    if new_secrets is not None:
+        assert isinstance(new_secrets, list)
+        out = json.dumps(result)
+    return exc.value.code, result, out
 
 
 @pytest.mark.parametrize(

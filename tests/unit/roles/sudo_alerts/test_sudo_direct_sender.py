@@ -11,8 +11,8 @@ import threading
 import pytest
 from secalert_apprise import send
 
-FILES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "roles", "apprise",
-                     "files")
+# The runtime as the apprise role installs it (tests/unit/conftest.py links it there).
+FILES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", ".cache", "unit-purelib")
 
 EVENT = {
     "schema": 1, "type": "sudo", "time": "2026-11-26T14:26:16.032Z", "host": "web1",
@@ -173,7 +173,11 @@ def test_several_events_and_surplus(monkeypatch, apprise_config, http_receiver, 
     ({"decision": "close", "signal": 9}, "[warning] sudo: /usr/bin/echo by alice on web1 "
                                          "ended (signal 9)"),
     ({"type": "fault", "where": "config", "error": "ConfigError: x", "severity": "error"},
-     "[error] secalert sudo plugin fault on web1"),
+     "[error] sudo alerting fault on web1 (config)"),
+    ({"type": "status", "state": "off", "where": "guard", "reason": "plugin missing",
+      "severity": "critical"}, "[critical] sudo alerts OFF on web1"),
+    ({"type": "status", "state": "on", "where": "guard", "reason": "plugin back",
+      "severity": "warning"}, "[warning] sudo alerts back ON on web1"),
     ({"user": "@everyone\n**x**", "host": "<@1>"}, "[warning] sudo: @\u200beveryone **x** ran"),
 ])
 def test_titles(changes, title):
@@ -264,8 +268,11 @@ def test_spool_burst_becomes_one_digest(monkeypatch, apprise_config, http_receiv
     assert payload["title"] == "[critical] sudo: 40 events on web1 (40 accept)"
     body = payload["message"]
     assert len(body) <= send.BODY_LIMIT and "@everyone" not in body
-    assert body.startswith("- 2026-11-26T14:26:16.032Z u0 accept /usr/bin/echo n0")
-    assert "more (all of them are in syslog)" in body
+    # most severe first: the critical one leads, the others follow oldest first
+    assert body.startswith("40 sudo events, most severe first:\n"
+                           "- 2026-11-26T14:26:16.032Z u7 accept /usr/bin/echo n7")
+    assert "\n- 2026-11-26T14:26:16.032Z u0 accept /usr/bin/echo n0" in body
+    assert body.rsplit("\n", 1)[1].startswith("… and ")
 
 
 def test_spool_left_alone_while_another_sender_holds_the_lock(apprise_config, http_receiver,

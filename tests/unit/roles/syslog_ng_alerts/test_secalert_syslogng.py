@@ -15,6 +15,7 @@ import threading
 import pytest
 import secalert_syslogng as mod
 import syslogng
+from secalert_apprise import render, targets
 
 OK, LIMITED, TRANSIENT, PERMANENT = mod.OK, mod.LIMITED, mod.TRANSIENT, mod.PERMANENT
 
@@ -28,6 +29,8 @@ class Clock:
 
 
 class FakeServer:
+    """Looks like an Apprise server object to render: a markdown service."""
+
     notify_format = "markdown"
     body_maxlen = 2000
     title_maxlen = 256
@@ -39,12 +42,44 @@ class FakeServer:
         return f"fake://{self.name}" + ("" if privacy else "/secret")
 
 
+class FakeTransport:
+    """The destination's transport, answering from a script: target name -> outcomes.
+
+    ``sent`` records every delivered notification as (target, events, title, body);
+    ``calls`` the simulated time of every notify; ``took`` how long each one lasts."""
+
+    def __init__(self, clock, names, script=None, took=None):
+        self.clock = clock
+        # keys are unique per transport: rate limiters are shared per key process-wide
+        self.servers = [(f"key-{n}-{id(self)}", n, FakeServer(n)) for n in names]
+        self.script = {name: list(outcomes) for name, outcomes in (script or {}).items()}
+        self.took = iter(took or [])
+        self.sent, self.calls = [], []
+        self.dest = None
+        self.error = None
+
+    def targets(self, now):
+        return self.servers
+
+    def notify(self, server, body, title, notify_type, body_format):
+        if self.error:
+            raise self.error
+        self.clock.now += next(self.took, 0.0)
+        self.calls.append(self.clock.now)
+        outcome = self.script.get(server.name, [])
+        outcome = outcome.pop(0) if outcome else OK
+        if outcome == OK:
+            count = int(title.split(" events: ")[0]) if " events: " in title else 1
+            self.sent.append((server.name, count, title, body))
+        return outcome, {LIMITED: 429, TRANSIENT: 503, PERMANENT: 404}.get(outcome)
+
+
 def msg(i, program="sudo"):
     return syslogng.LogMessage(f"event {i}", HOST="h1", PROGRAM=program, SEV="warning")
 
 
-def make_dest(clock, script=None, targets=("a",), **options):
-    """A destination whose targets are fakes; ``script`` maps target -> outcomes."""
+def make_dest(clock, script=None, targets=("a",), took=None, **options):
+    """A destination whose transport is a FakeTransport (``dest.transport``)."""
     opts = {
         "title": "${HOST}: ${PROGRAM}",
         "body": "${MESSAGE}",
@@ -57,30 +92,9 @@ def make_dest(clock, script=None, targets=("a",), **options):
     opts.update({k: str(v) for k, v in options.items()})
     dest = mod.AppriseDestination()
     dest.clock = clock
+    dest.transport = FakeTransport(clock, targets, script, took)
     assert dest.init(opts) is True
-    script = {name: list(outcomes) for name, outcomes in (script or {}).items()}
-    dest.sent = []  # (target, number of events, title, body)
-
-    def load(now):
-        if not dest.targets:
-            for name in targets:
-                server = FakeServer(name)
-                key = mod._server_key(server)
-                dest.targets[key] = mod.Target(
-                    key, server, name, mod.RateLimiter(dest.rate_limit, dest.rate_period)
-                )
-        return True
-
-    def notify(target, events):
-        title, body, _ntype, _fmt = dest._render(target, events)
-        outcome = script.get(target.name, [])
-        outcome = outcome.pop(0) if outcome else OK
-        if outcome == OK:
-            dest.sent.append((target.name, len(events), title, body))
-        return outcome, {LIMITED: 429, TRANSIENT: 503, PERMANENT: 404}.get(outcome)
-
-    dest._load = load
-    dest._notify = notify
+    dest.sent = dest.transport.sent
     return dest
 
 
@@ -150,8 +164,8 @@ def test_send_only_queues_and_flush_sends_one_digest(clock):
     assert drv.acked == 30
     ((target, count, title, body),) = dest.sent
     assert (target, count) == ("a", 30)
-    assert title == "30 events: h1: sudo"
-    assert body.startswith("30 events, oldest first:\n• event 0\n• event 1\n")
+    assert title == render.DIGEST_TITLE.format(count=30, label="h1: sudo")
+    assert body.startswith(render.DIGEST_HEADER.format(count=30) + "\n• event 0\n• event 1\n")
     assert "more" not in body
 
 
@@ -165,21 +179,36 @@ def test_single_event_is_sent_as_itself(clock):
     assert "@everyone" not in body and "\\*\\*x\\*\\*" in body
 
 
-def test_digest_is_truncated_with_and_n_more(clock):
+def test_a_flood_is_folded_into_one_counted_line(clock):
     dest = make_dest(clock, max_body=500)
     drv = Driver(dest, clock)
     drv.log(*(msg(i) for i in range(400)))
     drv.cycle()
     ((_1, count, _2, body),) = dest.sent
     assert count == 400 and len(body) <= 500
-    shown = body.count("• event")
-    assert body.endswith(f"… and {400 - shown} more")
+    assert body == render.DIGEST_HEADER.format(count=400) + "\n• sudo: 400 × h1: sudo"
 
 
-def test_syslog_ng_own_messages_are_ignored(clock):
+def test_distinct_events_beyond_the_limit_are_counted_per_source(clock):
+    dest = make_dest(clock, max_body=500, title="${MESSAGE}")
+    drv = Driver(dest, clock)
+    drv.log(*(msg(i, program=f"p{i % 2}") for i in range(2)))
+    drv.log(*(msg(i, program="flood") for i in range(2, 400)))
+    drv.cycle()
+    ((_1, count, _2, body),) = dest.sent
+    assert count == 400 and len(body) <= 500
+    assert body.startswith(render.DIGEST_HEADER.format(count=400) + "\n• event 0\n• event 1\n")
+    assert "• flood: 398 events (1 × event 2; 1 × event 3; 1 × event 4; 395 × others)" in body
+
+
+def test_syslog_ng_own_messages_are_queued_and_skipped(clock):
     dest = make_dest(clock)
-    assert dest.send(msg(1, program="syslog-ng")) == mod.SUCCESS
-    assert dest.batch == []
+    drv = Driver(dest, clock)
+    drv.log(msg(1), msg(2, program="syslog-ng"), msg(3))
+    assert drv.cycle() == mod.SUCCESS and drv.acked == 3
+    ((_1, count, _2, body),) = dest.sent
+    assert count == 2 and "event 2" not in body
+    assert dest.stats["ignored"] == 1
 
 
 @pytest.mark.parametrize(
@@ -224,14 +253,7 @@ def test_events_arriving_during_outage_join_the_next_digest(clock):
 def test_rate_limit_per_target_never_drops(clock, limit, period, events, minutes):
     dest = make_dest(clock, rate_limit=limit, rate_period=period)
     drv = Driver(dest, clock, batch_lines=1000)
-    sends_at = []
-    orig = dest._notify
-
-    def spy(target, evs):
-        sends_at.append(clock.now)
-        return orig(target, evs)
-
-    dest._notify = spy
+    sends_at = dest.transport.calls
     for i in range(events):  # a storm: one event every 0.5 s
         drv.log(msg(i))
         if i % 2:
@@ -244,17 +266,10 @@ def test_rate_limit_per_target_never_drops(clock, limit, period, events, minutes
 
 def test_rate_limit_holds_by_arrival_when_sends_are_slow(clock):
     """A service counts by arrival: a slow first send must not let the sixth in early."""
-    dest = make_dest(clock, rate_limit=5, rate_period=60)
+    # the first request takes 3 s; the service stores it at the end
+    dest = make_dest(clock, rate_limit=5, rate_period=60, took=[3.0])
     drv = Driver(dest, clock, batch_lines=1000)
-    arrivals, took = [], iter([3.0] + [0.0] * 100)
-    orig = dest._notify
-
-    def slow(target, evs):
-        clock.now += next(took)  # the request takes this long; the service stores it at the end
-        arrivals.append(clock.now)
-        return orig(target, evs)
-
-    dest._notify = slow
+    arrivals = dest.transport.calls
     for i in range(400):
         drv.log(msg(i))
         if i % 2:
@@ -291,11 +306,7 @@ def test_permanent_error_reported_once_per_interval(clock):
 
 def test_flush_exception_keeps_events(clock):
     dest = make_dest(clock)
-
-    def boom(target, events):
-        raise RuntimeError("bug")
-
-    dest._notify = boom
+    dest.transport.error = RuntimeError("bug")
     drv = Driver(dest, clock)
     drv.log(msg(1))
     assert drv.cycle() == mod.NOT_CONNECTED and drv.queue
@@ -324,7 +335,7 @@ def test_bad_options_fall_back_to_defaults_and_are_reported(clock):
     ],
 )
 def test_classify(success, lines, expected):
-    assert mod.classify(success, lines) == expected
+    assert targets.classify(success, lines) == expected
 
 
 def test_works_without_logdestination_base(monkeypatch):
@@ -375,7 +386,7 @@ def receiver():
     rx.stop()
 
 
-def real_dest(tmp_path, port, clock):
+def real_dest(tmp_path, port, clock, tag="sudo"):
     pytest.importorskip("apprise")
     cfg = tmp_path / "apprise.yml"
     cfg.write_text(f"urls:\n  - json://127.0.0.1:{port}/hook:\n      tag: sudo\n")
@@ -384,7 +395,7 @@ def real_dest(tmp_path, port, clock):
     dest.init(
         {
             "config": str(cfg),
-            "tag": "sudo",
+            "tag": tag,
             "venv": "",
             "body": "${MESSAGE}",
             "title": "${HOST}",
@@ -422,8 +433,7 @@ def test_real_apprise_receiver_down(tmp_path, clock):
 
 
 def test_real_apprise_no_target_for_tag(tmp_path, receiver, clock):
-    dest = real_dest(tmp_path, receiver.port, clock)
-    dest.tag = "nosuch"
+    dest = real_dest(tmp_path, receiver.port, clock, tag="nosuch")
     drv = Driver(dest, clock)
     drv.log(syslogng.LogMessage("x", HOST="h"))
     assert drv.cycle() == mod.SUCCESS and dest.stats["dropped"] == 1
@@ -435,11 +445,14 @@ def test_targets_share_one_limiter_per_settings():
     first = mod.shared_limiter(key, 2, 60.0)
     assert mod.shared_limiter(key, 2, 60.0) is first
     assert mod.shared_limiter(key, 3, 60.0) is not first
-    # Two destinations reaching the same target draw from the same budget.
-    assert first.take(10.0) and mod.shared_limiter(key, 2, 60.0).take(11.0)
-    assert not first.take(12.0)
-    assert first.next_free(12.0) == 70.0
-    assert first.take(70.0)
+    # Two destinations reaching the same target draw from the same budget; the last
+    # slot of the period is kept for a notification that carries a critical event.
+    assert first.take(10.0)
+    assert not mod.shared_limiter(key, 2, 60.0).take(11.0)
+    assert mod.shared_limiter(key, 2, 60.0).take(11.0, critical=True)
+    assert not first.take(12.0, critical=True)
+    assert first.next_free(12.0) == 71.0 and first.next_free(12.0, critical=True) == 70.0
+    assert not first.take(70.0) and first.take(71.0)
 
 
 @pytest.mark.parametrize(
@@ -453,20 +466,78 @@ def test_syslog_severities_map_to_notify_types(clock, severity, expected):
     drv = Driver(dest, clock)
     drv.log(syslogng.LogMessage("x", HOST="h1", PROGRAM="p", SEV=severity))
     assert drv.cycle() == mod.SUCCESS
-    target = next(iter(dest.targets.values()))
-    assert dest._render(target, [(b"t", b"b", severity.encode(), 0)])[2] == expected
+    event = mod.Event(b"t", b"b", severity.encode(), b"p")
+    assert dest.render(FakeServer("a"), [event])[2] == expected
 
 
-def test_templates_that_format_to_str_are_accepted(clock, monkeypatch):
-    # syslog-ng 3.38's LogTemplate.format() returns str, 4.x bytes.
-    original = syslogng.LogTemplate.format
-    monkeypatch.setattr(syslogng.LogTemplate, "format",
-                        lambda self, *a, **k: original(self, *a, **k).decode())
+@pytest.mark.parametrize("utf8_locale", [True, False])
+def test_templates_format_to_str_or_bytes_like_the_c_side(clock, monkeypatch, utf8_locale):
+    # python-logtemplate.c: str under a UTF-8 locale, bytes when the conversion fails.
+    monkeypatch.setattr(syslogng, "CHARSET_UTF8", utf8_locale)
     dest = make_dest(clock)
     drv = Driver(dest, clock)
-    drv.log(msg(1))
+    drv.log(syslogng.LogMessage("caf\u00e9 1", HOST="h1", PROGRAM="sudo", SEV="warning"))
     assert drv.cycle() == mod.SUCCESS
-    assert dest.sent == [("a", 1, "h1: sudo", "event 1")]
+    assert dest.sent == [("a", 1, "h1: sudo", "caf\u00e9 1")]
+
+
+def test_stub_log_template_decodes_strictly_like_syslog_ng():
+    bad = syslogng.LogMessage(b"bad \xff\xfe byte", HOST="h1")
+    with pytest.raises(UnicodeDecodeError):
+        syslogng.LogTemplate("${MESSAGE}").format(bad)
+    assert syslogng.LogTemplate("${HOST}").format(bad) == "h1"
+
+
+def test_invalid_utf8_between_two_real_events_loses_neither(tmp_path, receiver, clock):
+    """The crafted line is queued like any other; a failed flush rewinds all three; the
+    good flush delivers both real events (and the crafted one, shown with U+FFFD)."""
+    dest = real_dest(tmp_path, receiver.port, clock)
+    drv = Driver(dest, clock)
+    drv.log(syslogng.LogMessage("real event one", HOST="h1", PROGRAM="sshd"),
+            syslogng.LogMessage(b"crafted \xff\xfe line", HOST="h1", PROGRAM="evil"),
+            syslogng.LogMessage("real event two", HOST="h1", PROGRAM="sshd"))
+    receiver.status = 429
+    assert drv.cycle() == mod.NOT_CONNECTED
+    assert drv.acked == 0 and len(drv.queue) == 3  # nothing acked, nothing dropped
+    clock.now += 10
+    receiver.status = 200
+    assert drv.cycle() == mod.SUCCESS and drv.acked == 3
+    (got,) = receiver.got
+    assert "real event one" in got["message"] and "real event two" in got["message"]
+    assert "crafted \ufffd\ufffd line" in got["message"]
+    assert dest.stats["unprintable"] == 1 and dest.stats["dropped"] == 0
+
+
+def test_invalid_utf8_alone_after_receiver_down_is_delivered_later(tmp_path, clock):
+    rx = Receiver()
+    port = rx.port
+    rx.stop()  # nothing listens there now
+    dest = real_dest(tmp_path, port, clock)
+    drv = Driver(dest, clock)
+    drv.log(syslogng.LogMessage("real one", HOST="h1"),
+            syslogng.LogMessage(b"\xc3(", HOST="h1"),
+            syslogng.LogMessage("real two", HOST="h1"))
+    assert drv.cycle() == mod.NOT_CONNECTED and len(drv.queue) == 3 and drv.acked == 0
+
+
+def test_a_critical_event_is_not_held_back_by_a_flood(clock):
+    """A flood uses the budget but for the reserved slot; the critical event gets it."""
+    dest = make_dest(clock, rate_limit=5, rate_period=60)
+    drv = Driver(dest, clock)
+    for i in range(20):  # one lesser event a second
+        drv.log(msg(i))
+        drv.run(1)
+    critical = syslogng.LogMessage("root login", HOST="h1", PROGRAM="sshd", SEV="critical")
+    drv.log(critical)
+    at = clock.now
+    drv.run(2)
+    carrying = [(when, body) for when, (_t, _n, _title, body) in
+                zip(dest.transport.calls, dest.sent) if "root login" in body]
+    assert carrying and carrying[0][0] <= at + 1, (dest.transport.calls, dest.sent)
+    assert carrying[0][1].split("\n")[1] == "• root login"  # its own line, first
+    calls = dest.transport.calls
+    for t in calls:
+        assert sum(1 for u in calls if t <= u < t + 60) <= 5
 
 
 def _ledger(path):

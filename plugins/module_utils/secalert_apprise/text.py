@@ -1,12 +1,14 @@
+# Copyright: (c) 2026, secalert.alerting contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Make log text safe to post to chat services.
 
-The one implementation shared by the syslog-ng ``apprise()`` destination and the sudo
-plugin's direct-mode sender. Standard library only, no state, safe to import inside
-sudo or syslog-ng.
+The one implementation shared by the syslog-ng ``apprise()`` destination, the sudo
+plugin's direct-mode sender and the ``notify`` module. Standard library only, no state,
+safe to import inside sudo or syslog-ng.
 
 Typical use::
 
-    from secalert_apprise import text
+    from secalert_apprise import text  # or, in a module, from ..module_utils.secalert_apprise
 
     title = text.safe(event_title, limit=200, multiline=False)
     body = text.safe(event_body, limit=1900, markdown=True)
@@ -19,9 +21,13 @@ What ``safe()`` does, in order (each step is also a public function):
 1. ``to_text``: bytes are decoded as UTF-8 with invalid sequences replaced (U+FFFD);
    ``None`` becomes ``""``; anything else goes through ``str()``.
 2. ``clean``: ANSI/VT escape sequences are removed; CR LF, lone CR and the Unicode line
-   and paragraph separators become LF; other control characters (C0, DEL, C1) and the
-   bidirectional overrides are removed. LF and TAB are kept when ``multiline`` is true,
-   otherwise each run of whitespace containing them becomes one space.
+   and paragraph separators become LF; other control characters (C0, DEL, C1), every
+   invisible or format character (Unicode category Cf: zero-width spaces and joiners,
+   U+2060, U+FEFF, the soft hyphen, bidirectional controls, tag characters) and the
+   characters that render as nothing although they are letters (the Hangul fillers
+   U+115F U+1160 U+3164 U+FFA0, U+034F, U+2800) are removed. LF and TAB are kept when
+   ``multiline`` is true, otherwise each run of whitespace containing them becomes one
+   space.
 3. ``escape_markdown`` (only when ``markdown=True``): CommonMark punctuation gets a
    backslash so the text renders literally on Markdown services (Discord, Slack,
    Telegram, Matrix...). Leave it off for plain-text targets (email, JSON), where the
@@ -35,6 +41,7 @@ What ``safe()`` does, in order (each step is also a public function):
 """
 
 import re
+import unicodedata
 
 __all__ = [
     "MORE_MARKER",
@@ -44,6 +51,7 @@ __all__ = [
     "digest_body",
     "escape_markdown",
     "neutralise_mentions",
+    "remove_invisible",
     "safe",
     "to_text",
     "truncate",
@@ -63,6 +71,9 @@ _ANSI_RE = re.compile(
 _NEWLINES_RE = re.compile(r"\r\n|\r|\u2028|\u2029|\x85")
 # C0 controls except TAB and LF, DEL, C1 controls, bidi embeddings/overrides/isolates.
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# Letters and marks that render as nothing (category Cf is handled by unicodedata).
+_BLANK_LETTERS = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180e\u180f"
+                           "\u2800\u3164\uffa0")
 _ONELINE_WS_RE = re.compile(r"[ \t]*[\t\n][ \t\n]*")
 
 # The CommonMark set Apprise itself escapes, plus '<' (autolinks, inline HTML).
@@ -94,9 +105,20 @@ def clean(value, multiline=True):
     s = _ANSI_RE.sub("", to_text(value))
     s = _NEWLINES_RE.sub("\n", s)
     s = _CONTROL_RE.sub("", s)
+    s = remove_invisible(s)
     if multiline:
         return s
     return _ONELINE_WS_RE.sub(" ", s).strip()
+
+
+def remove_invisible(s):
+    """``s`` without format (Cf) characters and blank letters (see the module doc)."""
+    if s.isascii():
+        return s
+    return "".join(
+        ch for ch in s
+        if ch not in _BLANK_LETTERS and unicodedata.category(ch) != "Cf"
+    )
 
 
 def escape_markdown(s):

@@ -1,10 +1,17 @@
 # Copyright: (c) 2026, secalert.alerting contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Send one notification through Apprise, target by target, and report on each.
+"""Apprise targets: load them, name them without secrets, notify one, classify the answer.
 
-Used by the ``secalert.alerting.notify`` module. Nothing here returns, raises or logs a
-target URL or a token: targets are named by Apprise's privacy mode
-(``url(privacy=True)``) and Apprise's own messages are scrubbed before they are kept.
+The one Apprise layer of the collection, used by the ``secalert.alerting.notify`` module
+(through AnsiballZ), by the syslog-ng ``apprise()`` destination (``AppriseTransport``) and
+by the sudo direct-mode sender. Apprise itself is never imported at module level: callers
+pass the ``apprise`` module in (``import_apprise``), so this file imports with the
+standard library alone.
+
+Nothing here returns, raises or logs a target URL or a token: targets are shown in one
+masked form (``display_url``: Apprise's privacy URL without its query string, with the
+path tokens Apprise does not mask hidden) and Apprise's own messages are scrubbed before
+they are kept.
 
 Apprise lives in a virtualenv built with the system python3 (``/opt/secalert/venv`` by
 default). ``import_apprise`` adds that venv's purelib directory to ``sys.path`` when the
@@ -18,6 +25,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import traceback
 from urllib.parse import unquote
 
@@ -151,28 +159,51 @@ def scrub(text, secrets):
 # Generic webhook schemes: Apprise does not treat their paths as private, yet a path is
 # where such a webhook usually carries its token.
 GENERIC_SCHEMES = ("json", "jsons", "form", "forms", "xml", "xmls")
+# ntfy: the topic is the only credential of a public topic; in cloud mode Apprise writes it
+# where the host would be (ntfys://TOPIC).
+NTFY_SCHEMES = ("ntfy", "ntfys")
 MAX_PLAIN_SEGMENT = 8
+MASK = "****"
 
 
 def display_url(privacy_url):
-    """How a target is shown, and the path segments hidden on top of Apprise's masking.
+    """How a target is shown, and the pieces hidden on top of Apprise's masking.
 
-    The result is Apprise's privacy URL without its query string.
-
-    The query string is left out because it can carry values Apprise does not mask
-    (``+Header=value`` headers, ``:key=value`` payload entries). For the generic webhook
-    schemes, path segments longer than MAX_PLAIN_SEGMENT characters are masked as well.
+    Returns ``(masked, hidden)``. ``masked`` is Apprise's privacy URL without its query
+    string, which can carry values Apprise does not mask (``+Header=value`` headers,
+    ``:key=value`` payload entries, tokens given as parameters). For the generic webhook
+    schemes, path segments longer than MAX_PLAIN_SEGMENT characters are masked as well; for
+    ntfy every path segment (the topics) is, and a host without a dot or a port (a topic
+    in Apprise's cloud form) too. This is the one display form for every log line and
+    result of the collection.
     """
-    masked = privacy_url.split("?", 1)[0]
+    masked = str(privacy_url).split("?", 1)[0].split("#", 1)[0]
     hidden = []
     scheme, sep, rest = masked.partition("://")
-    if sep and scheme.lower() in GENERIC_SCHEMES and "/" in rest:
+    lower = scheme.lower()
+    if sep and lower in GENERIC_SCHEMES + NTFY_SCHEMES:
         host, _1, path = rest.partition("/")
-        segments = path.split("/")
-        hidden = [seg for seg in segments if len(seg) > MAX_PLAIN_SEGMENT]
-        segments = ["****" if seg in hidden else seg for seg in segments]
-        masked = f"{scheme}://{host}/" + "/".join(segments)
+        segments = path.split("/") if path else []
+        if lower in NTFY_SCHEMES:
+            hidden = [seg for seg in segments if seg]
+            hostname = host.rpartition("@")[2]
+            if hostname and "." not in hostname and ":" not in hostname \
+                    and hostname != "localhost":
+                hidden.append(hostname)
+                host = host[: len(host) - len(hostname)] + MASK
+        else:
+            hidden = [seg for seg in segments if len(seg) > MAX_PLAIN_SEGMENT]
+        segments = [MASK if seg in hidden else seg for seg in segments]
+        masked = f"{scheme}://{host}" + ("/" + "/".join(segments) if segments else "")
     return masked, hidden
+
+
+def display_name(server):
+    """The masked display form of one Apprise server object (never its raw URL)."""
+    try:
+        return display_url(server.url(privacy=True))[0]
+    except Exception:  # noqa: BLE001 - never fall back to an unmasked URL
+        return f"{getattr(server, 'service_name', None) or type(server).__name__} (URL not shown)"
 
 
 class Target:
@@ -341,3 +372,144 @@ def summarize(results, fail_on="any"):
     if fail_on == "all" and len(failed) < total:
         return False, message
     return True, message
+
+
+# -- one notification to one target, and what its answer means ----------------------------
+
+# Outcome of one notification to one target.
+OK, LIMITED, TRANSIENT, PERMANENT = "ok", "rate-limited", "transient", "permanent"
+_HTTP_CODE_RE = re.compile(r"error=(\d{3})\b")
+
+# Apprise logs through the global "apprise" logger: one notification at a time per
+# process, so the captured lines belong to that notification.
+NOTIFY_LOCK = threading.Lock()
+
+
+def classify(success, log_lines, timed_out=False):
+    """Map an Apprise result (bool and captured log lines) to ``(outcome, http code)``.
+
+    429 is LIMITED; 5xx, 408 and 425, timeouts and answers without a code (connection
+    refused, DNS) are TRANSIENT (an outage: keep the events); other 4xx are PERMANENT.
+    """
+    if success:
+        return OK, None
+    codes = [int(c) for line in log_lines for c in _HTTP_CODE_RE.findall(line)]
+    if timed_out or not codes:
+        return TRANSIENT, None
+    code = codes[-1]
+    if code == 429:
+        return LIMITED, code
+    if code >= 500 or code in (408, 425):
+        return TRANSIENT, code
+    return PERMANENT, code
+
+
+class _Lines(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.lines = []
+
+    def emit(self, record):
+        try:
+            self.lines.append(record.getMessage())
+        except Exception:  # noqa: BLE001 - a log record must never break delivery
+            self.lines.append(str(record.msg))
+
+
+def notify_one(apprise, server, body, title="", notify_type="info", body_format="text"):
+    """Send one notification to one Apprise server object; ``(outcome, code)``.
+
+    Holds NOTIFY_LOCK so that Apprise's log lines captured for classify() belong to this
+    notification. Never raises for a failing target (an exception is TRANSIENT).
+    """
+    single = apprise.Apprise(asset=getattr(server, "asset", None) or _asset(apprise))
+    single.add(server)
+    capture = _Lines()
+    alog = logging.getLogger("apprise")
+    with NOTIFY_LOCK:
+        alog.addHandler(capture)
+        try:
+            result = single.notify(body=body, title=title, notify_type=notify_type,
+                                   body_format=body_format)
+        except Exception as exc:  # noqa: BLE001 - a broken plugin is an outage here
+            capture.lines.append(f"{type(exc).__name__} while notifying")
+            result = False
+        finally:
+            alog.removeHandler(capture)
+    timed_out = str(getattr(result, "status", "")).endswith("TIMEOUT")
+    return classify(bool(result), capture.lines, timed_out)
+
+
+def server_key(server):
+    """A stable key for one server object (a hash of its full URL; never shown)."""
+    import hashlib
+
+    try:
+        url = server.url()
+    except Exception:  # noqa: BLE001
+        url = repr(server)
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+class AppriseTransport:
+    """Targets of one Apprise config for one tag, reloaded when the file changes.
+
+    What the syslog-ng ``apprise()`` destination calls (it takes the transport as an object,
+    so tests give it another one): ``targets(now)`` and ``notify(server, ...)``.
+    ``report(key, message)`` is how problems reach the caller's log (masked, rate-limited
+    by the caller).
+    """
+
+    CHECK_EVERY = 10.0  # seconds between looks at the config file
+
+    def __init__(self, config, tag, venv=None, report=None):
+        self.config, self.tag, self.venv = config, tag, venv
+        self.report = report or (lambda key, message: None)
+        self.apprise = None
+        self.servers = None
+        self.sig = None
+        self.checked = -1e18
+
+    def targets(self, now):
+        """``[(key, display name, server)]``, or None while Apprise or the config is missing."""
+        if self.servers is not None and now - self.checked < self.CHECK_EVERY:
+            return self.servers
+        self.checked = now
+        if self.apprise is None:
+            self.apprise, error = import_apprise(self.venv)
+            if self.apprise is None:
+                last = (error or "").strip().splitlines()[-1:] or [""]
+                self.report("import", f"cannot import apprise (venv {self.venv}): {last[0]}")
+                return None
+        try:
+            st = os.stat(self.config)
+            sig = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except OSError as exc:
+            # Not there (yet): a rollout in progress, keep the events until it is.
+            self.report("config", f"cannot read {self.config}: {exc.strerror}")
+            return None
+        if self.servers is not None and sig == self.sig:
+            return self.servers
+        capture = _Lines()
+        alog = logging.getLogger("apprise")
+        with NOTIFY_LOCK:
+            alog.addHandler(capture)
+            try:
+                cfg = self.apprise.AppriseConfig()
+                cfg.add(self.config)
+                apobj = self.apprise.Apprise()
+                apobj.add(cfg)
+                servers = list(apobj.find(self.tag))
+            finally:
+                alog.removeHandler(capture)
+        self.sig = sig
+        self.servers = [(server_key(s), display_name(s), s) for s in servers]
+        problems = [line for line in capture.lines
+                    if "rror" in line or "nvalid" in line or "nparseable" in line]
+        if problems or not servers:
+            self.report("config", f"{self.config}: {len(servers)} target(s) for tag "
+                                  f"{self.tag!r}, {len(problems)} problem(s) while loading it")
+        return self.servers
+
+    def notify(self, server, body, title, notify_type, body_format):
+        return notify_one(self.apprise, server, body, title, notify_type, body_format)

@@ -6,7 +6,9 @@ import sys
 
 import apprise
 import pytest
-from ansible_collections.secalert.alerting.plugins.module_utils import apprise_notify as an
+from ansible_collections.secalert.alerting.plugins.module_utils.secalert_apprise import (
+    targets as an,
+)
 
 SECRET = "Tok3nSecretValue42"  # noqa: S105 - a fake secret to look for
 
