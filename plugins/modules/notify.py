@@ -174,6 +174,7 @@ targets:
           mask).
         - For the generic C(json), C(form) and C(xml) schemes, whose paths Apprise does
           not mask, path segments longer than 8 characters are shown as C(****).
+        - For C(ntfy), whose topic is its credential, every topic is shown as C(****).
       type: str
       sample: json://receiver:8080/alerts
     source:

@@ -21,10 +21,29 @@ SECRET = "Tok3nSecretValue42"  # noqa: S105 - a fake secret to look for
         ("form://u:****@h/a/" + SECRET, "form://u:****@h/a/****", [SECRET]),
         ("discord://i/t...n/?avatar=No", "discord://i/t...n/", []),
         ("mailto://h:2525/a%40b.test?from=x", "mailto://h:2525/a%40b.test", []),
+        # ntfy: the topic is the credential; in cloud form it stands where the host would
+        ("ntfy://127.0.0.1:9/topicsecret?mode=private", "ntfy://127.0.0.1:9/****",
+         ["topicsecret"]),
+        ("ntfys://topicsecret?mode=cloud", "ntfys://****", ["topicsecret"]),
+        ("ntfys://ntfy.sh/a/b", "ntfys://ntfy.sh/****/****", ["a", "b"]),
+        # header values and other parameters live in the query string: never shown
+        ("json://h/x?method=POST&%2BX-Token=" + SECRET, "json://h/x", []),
     ],
 )
 def test_display_url(privacy, shown, hidden):
     assert an.display_url(privacy) == (shown, hidden)
+
+
+@pytest.mark.parametrize("url", [
+    "ntfy://127.0.0.1:9/" + SECRET,
+    "ntfy://" + SECRET,
+    "json://127.0.0.1:9/hooks/" + SECRET + "?+X-Token=" + SECRET,
+    "discord://111111/" + SECRET,
+])
+def test_display_name_of_real_servers_hides_the_secret(url):
+    server = apprise.Apprise.instantiate(url)
+    name = an.display_name(server)
+    assert SECRET not in name and "?" not in name
 
 
 def test_scrub_masks_secrets_and_urls():
