@@ -1,9 +1,10 @@
 """Delivery: syslog datagrams that never block, the direct-mode spool and its sender."""
 
+# _socket, not socket: socket.py also imports selectors and builds its enums, which
+# costs more than everything this module does per call.
+import _socket as socket
 import errno
-import fcntl
 import os
-import socket
 import time
 
 from secalert_sudo import config
@@ -121,6 +122,8 @@ def spool_event(path, line, max_bytes, uid=None, share_bytes=None):
     ``share_bytes`` of the spool (ENOSPC "share used up"); the spool as a whole at most
     ``max_bytes``.
     """
+    import fcntl  # direct mode only
+
     data = line.encode("ascii") + b"\n"
     for _attempt in range(SPOOL_ATTEMPTS):
         fd = _open_private(path, os.O_RDWR | os.O_APPEND)
@@ -156,6 +159,8 @@ def spool_event(path, line, max_bytes, uid=None, share_bytes=None):
 
 def sender_running(lock):
     """True when a sender holds ``lock`` (checked with a non-blocking flock)."""
+    import fcntl
+
     fd = _open_private(lock, os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -14,9 +14,10 @@ MATCH_CHARS = 256 * 1024  # raw argument text rules search at most (the rest rai
 TRUNCATED = "...[truncated]"
 
 # C0/C1 controls and DEL, lone surrogates (undecodable bytes), bidi overrides and
-# Unicode line separators: shown as visible escapes, never passed through.
-_UNSAFE_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
-                        "\ud800-\udfff]")
+# Unicode line separators: shown as visible escapes, never passed through. Compiled on
+# first use (most calls have only printable text).
+_UNSAFE = ("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+           "\ud800-\udfff]")
 
 
 def _escape_char(match):
@@ -41,7 +42,7 @@ def clean(value, limit):
     if len(value) > 4 * limit:
         value, cut = value[: 4 * limit], True
     if not value.isprintable():
-        value = _UNSAFE_RE.sub(_escape_char, value)
+        value = re.compile(_UNSAFE).sub(_escape_char, value)
     if len(value) > limit:
         cut = True
     if cut:
@@ -77,9 +78,9 @@ def hostname(user_info):
     host = user_info.get("host")
     if host:
         return host
-    import socket
+    import _socket
 
-    return socket.gethostname()
+    return _socket.gethostname()
 
 
 def build(decision, plugin_name, reason, fields, argv, limits):
