@@ -5,7 +5,8 @@ Usage::
     python -I -m secalert_apprise.send --config /etc/secalert/apprise.yml \\
         [--tag TAG ...] [--input FILE] [--timeout SECONDS] [--dry-run]
     python -I -m secalert_apprise.send --config /etc/secalert/apprise.yml \\
-        --spool /run/secalert/sudo-spool --lock /run/secalert/sudo-sender.lock
+        --spool /run/secalert/sudo-spool --lock /run/secalert/sudo-sender.lock \\
+        [--events-in-syslog]
 
 Reads events from stdin (or ``--input``): JSON objects, one per line. Each event becomes
 one notification whose title and body are made safe with :mod:`secalert_apprise.text`,
@@ -21,9 +22,17 @@ it re-checks the spool after releasing the lock, so an event appended while the 
 saw the lock held is never stranded. Events with the same tags that arrive
 together are sent as one digest when there are more than ``DIGEST_AFTER`` of them.
 
+Each matching target gets the event in the format it renders (``render.renders_markdown``:
+Markdown targets get escaped titles and bodies, the others plain text); decisions, faults
+and status events each read their own way (``render.sudo_event``), and a digest lists the
+most severe first and counts floods per user (``render.sudo_digest``).
+
 Runs detached from sudo, so it may take its time, but never longer than ``--timeout``
 (default 30 s) in total (in spool mode: per round). Failures are logged to syslog
 (authpriv, ``secalert-send``) without URLs or tokens; nothing is printed unless ``--dry-run``.
+An event no target took is not retried: it is in syslog afterwards, either because the
+plugin logged it there too (its ``syslog_copy``, passed as ``--events-in-syslog``) or
+because the sender writes it there itself (``UNSENT_PREFIX`` and the event's JSON line).
 
 Exit status (Apprise's own codes where they exist, sysexits(3) for the rest):
 
@@ -73,6 +82,7 @@ BODY_LIMIT = render.SUDO_BODY_LIMIT
 # An event no target took, written to syslog by the sender (when the plugin did not log
 # it there itself): the event's own JSON line after this prefix.
 UNSENT_PREFIX = "undelivered sudo event: "
+UNSENT_LIMIT = 800  # characters of JSON per copy (a syslog line stays under 1 KiB)
 
 
 class Timeout(Exception):  # noqa: N818
@@ -320,6 +330,21 @@ def send_batch(apprise, apobj, events, tags=None):
     return codes, unsent
 
 
+def _copy_line(event, limit=UNSENT_LIMIT):
+    """The event as one JSON line that fits a syslog line (arguments dropped first)."""
+    line = json.dumps(event, ensure_ascii=True, separators=(",", ":"))
+    if len(line) > limit and event.get("args"):
+        event = dict(event, args=["...[{} arguments omitted]".format(len(event["args"]))],
+                     truncated=True)
+        line = json.dumps(event, ensure_ascii=True, separators=(",", ":"))
+    if len(line) > limit:
+        keep = {k: event[k] for k in ("schema", "type", "time", "host", "user", "decision",
+                                      "rule", "severity") if k in event}
+        keep["truncated"] = True
+        line = json.dumps(keep, ensure_ascii=True, separators=(",", ":"))[:limit]
+    return line
+
+
 def keep_in_syslog(events, in_syslog):
     """Make sure undelivered ``events`` are in syslog; say where they are.
 
@@ -331,8 +356,7 @@ def keep_in_syslog(events, in_syslog):
         return
     if not in_syslog:
         for event in events:
-            line = json.dumps(event, ensure_ascii=True, separators=(",", ":"))
-            log(UNSENT_PREFIX + line[:800], "warning")
+            log(UNSENT_PREFIX + _copy_line(event), "warning")
     log(f"{len(events)} undelivered event(s) are in syslog "
         + ("(the plugin's copy)" if in_syslog else f"(written by {PROGRAM})"), "warning")
 

@@ -322,3 +322,42 @@ def test_spool_failures_are_logged_with_counts(monkeypatch, apprise_config, spoo
 def test_spool_and_lock_go_together():
     with pytest.raises(SystemExit):
         send.parse_args(["--config", "x", "--spool", "/tmp/x"])
+
+
+@pytest.mark.parametrize("in_syslog", [False, True])
+@pytest.mark.parametrize("problem", ["target", "config"])
+def test_undelivered_events_end_up_in_syslog(apprise_config, spool, logged, in_syslog,
+                                             problem):
+    """syslog_copy: false means only the spool had the event: the sender writes it to
+    syslog itself; with the plugin's copy (--events-in-syslog) it says so and adds none."""
+    config = apprise_config([("/fail", "sudo")])
+    if problem == "config":
+        config = "/nonexistent/apprise.yml"
+    spool(EVENT, dict(EVENT, user="bob"))
+    argv = drain_argv(config, spool) + (["--events-in-syslog"] if in_syslog else [])
+    assert send.main(argv) != send.EXIT_OK
+    copies = [json.loads(line[len(send.UNSENT_PREFIX):]) for line in logged
+              if line.startswith(send.UNSENT_PREFIX)]
+    if in_syslog:
+        assert copies == []
+        assert "2 undelivered event(s) are in syslog (the plugin's copy)" in logged
+    else:
+        assert sorted(c["user"] for c in copies) == ["alice", "bob"]
+        assert copies[0]["command"] == EVENT["command"]
+        assert "2 undelivered event(s) are in syslog (written by secalert-send)" in logged
+    assert not any("the events are in syslog" in line for line in logged)
+
+
+def test_status_event_through_the_spool_is_its_own_notification(apprise_config,
+                                                                http_receiver, spool):
+    config = apprise_config([("/chat", "sudo")])
+    spool({"schema": 1, "type": "status", "state": "off", "time": "2026-12-01T17:00:00Z",
+           "host": "web1", "where": "guard", "reason": "sudo.conf changed", "file": "",
+           "detail": "", "action": "sudo-alerts-ctl enable", "severity": "critical",
+           "tags": ["sudo", "secalert-status"], "dropped": 7})
+    assert send.main(drain_argv(config, spool)) == send.EXIT_OK
+    ((_unused, payload),) = http_receiver.received
+    assert payload["title"] == "[critical] sudo alerts OFF on web1"
+    assert payload["message"].startswith("reason: sudo.conf changed\n")
+    assert "7 earlier sudo event(s) could not be logged" in payload["message"]
+    assert " ran " not in payload["message"]

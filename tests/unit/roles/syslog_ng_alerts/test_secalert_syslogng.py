@@ -55,15 +55,14 @@ class FakeTransport:
         self.script = {name: list(outcomes) for name, outcomes in (script or {}).items()}
         self.took = iter(took or [])
         self.sent, self.calls = [], []
-        self.dest = None
-        self.error = None
+        self.broken = False  # notify() raises, as a bug in a plugin would
 
     def targets(self, now):
         return self.servers
 
     def notify(self, server, body, title, notify_type, body_format):
-        if self.error:
-            raise self.error
+        if self.broken:
+            raise RuntimeError("bug")
         self.clock.now += next(self.took, 0.0)
         self.calls.append(self.clock.now)
         outcome = self.script.get(server.name, [])
@@ -306,7 +305,7 @@ def test_permanent_error_reported_once_per_interval(clock):
 
 def test_flush_exception_keeps_events(clock):
     dest = make_dest(clock)
-    dest.transport.error = RuntimeError("bug")
+    dest.transport.broken = True
     drv = Driver(dest, clock)
     drv.log(msg(1))
     assert drv.cycle() == mod.NOT_CONNECTED and drv.queue
