@@ -95,3 +95,13 @@ def test_basename_patterns_match_any_directory():
 def test_user_path_rule_is_validated():
     with pytest.raises(rules.RuleError, match="match.path"):
         rules.compile_rules([{"match": {"path": "("}}])
+
+
+@pytest.mark.parametrize("pattern", ["/usr/bin/id", "*/bash", "backup*", "*", "b*p*", "[!r]*",
+                                     "?ash", "*/s[hu]", "", "**"])
+@pytest.mark.parametrize("value", ["/usr/bin/id", "/bin/bash", "backup1", "bash", "", "root",
+                                   "/bin/su", "*/bash"])
+def test_glob_fast_path_is_fnmatchcase(pattern, value):
+    from fnmatch import fnmatchcase
+
+    assert rules._glob(value, pattern) is fnmatchcase(value, pattern)
