@@ -1,0 +1,52 @@
+"""The alert server believes a forwarded event's host only from the client certificate.
+
+A client posts by hand over TLS (openssl s_client) an RFC 5424 frame carrying rendered
+alert fields, as a compromised client could."""
+
+import time
+
+import pytest
+
+CLIENT = "secalert-syslog_ng_relay-debian12"
+TLS = "/etc/syslog-ng/secalert/tls"
+
+
+@pytest.fixture(scope="module")
+def client(hosts):
+    return hosts[CLIENT]
+
+
+def frame(host, marker):
+    sd = (f'[secalert@32473 rule="client_only" severity="critical" tags="client-only" '
+          f'title="posted {marker}" body="hand-made {marker}"]')
+    line = f"<10>1 2026-12-01T17:00:00Z {host} relay-test - - {sd} hand-made {marker}"
+    return f"{len(line.encode())} {line}"
+
+
+def post(client, text, certificate=True):
+    cert = f"-cert {TLS}/cert.pem -key {TLS}/key.pem " if certificate else ""
+    return client.run(
+        "(printf '%%s' %s; sleep 3) | timeout 20 openssl s_client -quiet -connect alerts:6514 "
+        f"-CAfile {TLS}/ca.pem {cert}-verify_return_error", text)
+
+
+def test_a_client_claiming_another_host_is_flagged(client, receiver, marker):
+    post(client, frame("ghost-client", marker))
+    got = receiver.messages(contains=marker, wait=40, count=1)
+    assert [m["title"] for m in got] == [
+        f"[host mismatch: certificate relay-client, claims ghost-client] posted {marker}"]
+    assert got[0]["body"] == (f"hand-made {marker} [sent by relay-client, which claimed to "
+                              "be ghost-client]")
+
+
+def test_a_client_with_its_own_name_is_believed(client, receiver, marker):
+    post(client, frame("relay-client", marker))
+    got = receiver.messages(contains=marker, wait=40, count=1)
+    assert [m["title"] for m in got] == [f"posted {marker}"]
+
+
+def test_a_host_without_a_client_certificate_cannot_post(client, receiver, marker):
+    out = post(client, frame("relay-client", marker), certificate=False)
+    # The handshake or the first read fails on the server side; nothing is accepted.
+    time.sleep(8)
+    assert receiver.messages(contains=marker) == [], out.stdout + out.stderr
