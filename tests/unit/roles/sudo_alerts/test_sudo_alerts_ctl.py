@@ -283,7 +283,7 @@ def test_guard_disables_a_line_that_breaks_sudo_and_sends_a_status_event(host):
     assert "sudo_alerts role" in event["action"]
     # direct delivery: the same line in the spool, and a sender started for it
     assert host.spool() == [event]
-    assert _wait(lambda: host.sender_log.exists()), "no sender started"
+    assert _wait(host.sender_log.exists), "no sender started"
     assert host.sender_log.read_text().split() == [
         "-I", "-m", "secalert_apprise.send", "--config", "/etc/secalert/apprise.yml",
         "--spool", str(host.run_dir / "sudo-spool"), "--lock",
