@@ -1,8 +1,12 @@
 # secalert.alerting: one command sets up this machine and runs every check.
 #
-#   make test        setup, lint, sanity, unit tests, collection build, every scenario
-#   make setup       host packages, tool venv, podman collection, base images
-#   make lint | sanity | units | build | molecule | molecule-<scenario>
+#   make test        setup, lint, docs lint, unit tests and sanity on every supported
+#                    ansible-core, collection build, every scenario on the newest stable
+#                    core, and $(OLDEST_SCENARIOS) also on the oldest
+#   make setup       host packages, one venv per core, podman collection, base images
+#   make lint | docs | sanity | units | build | molecule | molecule-<scenario>
+#                    run on the newest stable core; CORE=2.20 (units, sanity,
+#                    molecule-<scenario>) picks another supported one
 #   make demo        a fleet in containers, rolled out with site.yml, real events, alerts
 #   make demo-clean  remove the demo fleet
 #   make bench-fleet rollout time by fleet size, end-to-end alert latency
@@ -10,35 +14,60 @@
 #   make bench-syslog-ng  a storm of 10,000 alerts through syslog-ng; ordinary traffic
 #   make clean       remove test containers, networks and the build tarball
 #
-# Caches (venv, images, wheels, collections) live in .cache/ (ignored by git).
+# Caches (venvs, images, wheels, collections) live in .cache/ (ignored by git).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 CACHE := $(TOP)/.cache
-VENV := $(CACHE)/venv
 STAGE := $(TOP)/tests/harness/stage
 
+# Supported ansible-core releases: one venv each (.cache/venvs/core-X.Y, built by setup
+# from tests/requirements-core-X.Y.txt on a controller Python that core supports).
+# 2.22 is tested at its release candidate (tests/requirements-core-2.22.txt).
+CORES := $(sort $(patsubst tests/requirements-core-%.txt,%,$(wildcard tests/requirements-core-*.txt)))
+# The newest stable core: lint, docs, build and every scenario run on it.
+TOOLS_CORE := 2.21
+# The oldest supported core also runs these scenarios (all three roles, both Debians).
+OLDEST_CORE := $(firstword $(CORES))
+OLDEST_SCENARIOS := fleet
+CORE ?= $(TOOLS_CORE)
+ifeq ($(filter $(CORE),$(CORES)),)
+$(error CORE=$(CORE) is not one of the supported cores: $(CORES))
+endif
+VENV := $(CACHE)/venvs/core-$(CORE)
+
+export TOOLS_CORE
 export PATH := $(VENV)/bin:$(PATH)
 export CONTAINERS_CONF := $(TOP)/tests/harness/containers.conf
 export ANSIBLE_HOME := $(CACHE)/ansible-home
-export ANSIBLE_COLLECTIONS_PATH := $(CACHE)/collections
+# secalert.alerting (a symlink to this checkout) and containers.podman from the ansible
+# community package of that version (tests/harness/setup).
+export ANSIBLE_PACKAGE := 14.5.0
+export ANSIBLE_COLLECTIONS_PATH := $(CACHE)/collections-ansible-$(ANSIBLE_PACKAGE)
 export ANSIBLE_LOCAL_TEMP := $(CACHE)/ansible-home/tmp
 export MOLECULE_GLOB := molecule/*/molecule.yml
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# The scenarios run with pipelining (the default of ansible-core 2.22; containers.podman
+# 1.21 pipelines through podman exec -i): one podman exec per task instead of five.
+# PIPELINING=False runs them the way 2.20 and 2.21 do by default.
+PIPELINING ?= True
+export ANSIBLE_PIPELINING := $(PIPELINING)
 
 SCENARIOS := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard molecule/*/molecule.yml)))))
 
-.PHONY: test setup lint sanity units build molecule clean demo demo-clean bench-fleet bench-syslog-ng bench-sudo $(addprefix molecule-,$(SCENARIOS))
+.PHONY: test setup lint docs sanity units build molecule clean demo demo-clean bench-fleet bench-syslog-ng bench-sudo $(addprefix molecule-,$(SCENARIOS))
 
 test:
 	@rm -f $(CACHE)/stages
 	@$(STAGE) setup $(MAKE) --no-print-directory setup
-	@$(STAGE) lint $(MAKE) --no-print-directory lint
-	@$(STAGE) units $(MAKE) --no-print-directory units
-	@$(STAGE) sanity $(MAKE) --no-print-directory sanity
-	@$(STAGE) build $(MAKE) --no-print-directory build
-	@for s in $(SCENARIOS); do $(STAGE) molecule-$$s $(MAKE) --no-print-directory molecule-$$s || exit 1; done
+	@$(STAGE) lint@$(TOOLS_CORE) $(MAKE) --no-print-directory lint
+	@$(STAGE) docs@$(TOOLS_CORE) $(MAKE) --no-print-directory docs
+	@for c in $(CORES); do $(STAGE) units@$$c $(MAKE) --no-print-directory units CORE=$$c || exit 1; done
+	@for c in $(CORES); do $(STAGE) sanity@$$c $(MAKE) --no-print-directory sanity CORE=$$c || exit 1; done
+	@$(STAGE) build@$(TOOLS_CORE) $(MAKE) --no-print-directory build
+	@for s in $(SCENARIOS); do $(STAGE) molecule-$$s@$(TOOLS_CORE) $(MAKE) --no-print-directory molecule-$$s || exit 1; done
+	@for s in $(OLDEST_SCENARIOS); do $(STAGE) molecule-$$s@$(OLDEST_CORE) $(MAKE) --no-print-directory molecule-$$s CORE=$(OLDEST_CORE) || exit 1; done
 	@$(STAGE) --summary
 
 setup:
@@ -48,6 +77,12 @@ lint:
 	yamllint --strict .
 	ruff check .
 	ANSIBLE_VAULT_IDENTITY_LIST=demo@$(TOP)/demo/vault-password.txt ansible-lint
+
+# The collection's docs (module, roles' argument specs, extra docs) as the docsite
+# would render them, from a copy of what a commit ships.
+docs:
+	ANSIBLE_COLLECTIONS_PATH=$(CACHE)/docs antsibull-docs lint-collection-docs --plugin-docs \
+	  "$$(tests/harness/tree $(CACHE)/docs)"
 
 units:
 	pytest -p no:cacheprovider tests/unit
@@ -61,9 +96,14 @@ build:
 molecule: $(addprefix molecule-,$(SCENARIOS))
 
 # Molecule destroys the scenario after a failure; the trap also cleans up after Ctrl-C.
+# The output is kept in .cache/molecule-<scenario>@<core>.log; a deprecation warning in it
+# fails the scenario. MOLECULE_LOCK=1 waits for /tmp/secalert-molecule-<scenario>.lock
+# (machines where several people run the same scenarios).
 $(addprefix molecule-,$(SCENARIOS)): molecule-%:
+	@[ -x $(VENV)/bin/molecule ] || { echo "ansible-core $(CORE)'s venv has no Molecule (tests/requirements-core-$(CORE).txt)" >&2; exit 2; }
 	trap 'tests/harness/cleanup $*; exit 130' INT TERM; \
-	molecule test -s $* || { tests/harness/cleanup $*; exit 1; }
+	$(if $(MOLECULE_LOCK),flock /tmp/secalert-molecule-$*.lock) molecule test -s $* 2>&1 | tee $(CACHE)/molecule-$*@$(CORE).log || { tests/harness/cleanup $*; exit 1; }; \
+	tests/harness/no-deprecations $(CACHE)/molecule-$*@$(CORE).log
 
 demo:
 	demo/run
