@@ -11,6 +11,7 @@ reported, never asserted.
 
 import json
 import os
+import shlex
 import time
 
 import pytest
@@ -141,7 +142,6 @@ def test_a_fault_is_repaired_alerted_and_back_on_is_alerted(host, receiver, faul
         event = events[0]
         # the notification of this event, however it is rendered: it carries its time
         delivered = receiver.messages(contains=event["time"], wait=30, count=1)
-        off = alerts.wait_off(timeout=5)
         assert event["host"] == nodename(host) and event["severity"] == "critical"
         assert event["reason"] and event["action"], event
         if culprit:
@@ -150,21 +150,21 @@ def test_a_fault_is_repaired_alerted_and_back_on_is_alerted(host, receiver, faul
         assert host.run(CTL + " status").stdout.strip() == after, diagnose(host)
         denied, total = probe_result(host, probe)
         figure(fault, host=nodename(host), denied=denied, probes=total,
-               alert_s=round(delivered[0]["time"] - t0, 2) if delivered else None,
-               titled_off=bool(off))
+               alert_s=round(delivered[0]["time"] - t0, 2) if delivered else None)
         assert delivered, f"the status event never reached the receiver: {event}"
-        assert off, f"no 'sudo alerts OFF' alert at the receiver (event: {event})"
-        assert "ON on" not in off[0]["title"]
-        text = off[0]["title"] + "\n" + (off[0]["body"] or "")
-        assert event["reason"][:60] in text, text
+        assert event["reason"][:60] in delivered[0]["body"], delivered[0]
     finally:
         host.run(repair)
         guard_idle(host)
         enabled = reenable(host)
     assert enabled.rc == 0, enabled.stderr + diagnose(host)
-    assert alerts.wait_on(), "no 'sudo alerts back ON' alert" + diagnose(host)
-    back = [e for e in status_events(host, first) if e["state"] == "on"]
+    back = wait_for(lambda: [e for e in status_events(host, first) if e["state"] == "on"], 10)
     assert back and back[-1]["severity"] == "warning", diagnose(host)
+    assert receiver.messages(contains=back[-1]["time"], wait=30, count=1), back
+    # how they read at the receiver (the sender's rendering of status events)
+    off, on = alerts.wait_off(timeout=5), alerts.wait_on(timeout=5)
+    assert off, f"no 'sudo alerts OFF' alert at the receiver: {delivered[0]['title']!r}"
+    assert on, "no 'sudo alerts back ON' alert at the receiver"
 
 
 def test_a_burst_of_changes_leaves_the_guard_alive(host):
@@ -202,13 +202,16 @@ def test_a_users_lock_in_run_lock_does_not_block_the_guard(host):
     hold = ("flock /run/lock/secalert-sudo-alerts.lock flock /run/lock/secalert-guard.lock "
             "sleep 120")
     line = host.run("grep '^Plugin python_audit' /etc/sudo.conf").stdout.strip()
+    mode = host.check_output("stat -c %%a /run/lock")
     try:
+        # what Debian's tmpfiles (legacy.conf) makes it; some containers have 0755
+        assert host.run("chmod 1777 /run/lock").rc == 0
         assert host.run("systemd-run --quiet --collect --uid alice --unit %s sh -c %s",
                         holder, hold).rc == 0
         assert wait_for(lambda: host.run("test -e /run/lock/secalert-guard.lock").rc == 0, 10)
         for args in (["guard", "--from", "test"], ["disable", "test"], ["enable", line]):
             t0 = time.monotonic()
-            run = host.run("timeout 60 %s %s", CTL, " ".join(args))
+            run = host.run("timeout 60 " + " ".join(shlex.quote(a) for a in [CTL, *args]))
             figure("alice holds /run/lock", host=nodename(host), command=args[0],
                    seconds=round(time.monotonic() - t0, 2))
             assert run.rc == 0, (args, run.rc, run.stderr)
@@ -216,7 +219,7 @@ def test_a_users_lock_in_run_lock_does_not_block_the_guard(host):
         assert wait_for(lambda: sudo_works(host), 30), diagnose(host)
         assert host.run(CTL + " status").stdout.strip() == "disabled"
     finally:
-        host.run("systemctl stop %s", holder)
+        host.run("systemctl stop %s; chmod %s /run/lock", holder, mode)
         host.run("test -f /root/module.bak && mv /root/module.bak %s", MODULE)
         guard_idle(host)
         enabled = reenable(host)
@@ -242,11 +245,13 @@ def test_the_timer_restarts_a_failed_path_unit_and_alerts(host, receiver):
         events = status_events(host, first)
         assert [e["state"] for e in events] == ["off", "on"], events
         assert f"{UNIT}.path had failed" in events[0]["reason"], events
-        assert alerts.wait_off(), "no 'sudo alerts OFF' alert at the receiver"
-        assert alerts.wait_on(), "no 'sudo alerts back ON' alert at the receiver"
+        for event in events:
+            assert receiver.messages(contains=event["time"], wait=30, count=1), event
     finally:
         host.run("rm -rf %s; systemctl daemon-reload; systemctl reset-failed %s.service "
                  "%s.path; systemctl start %s.path", dropin, UNIT, UNIT, UNIT)
+    assert alerts.wait_off(), "no 'sudo alerts OFF' alert at the receiver"
+    assert alerts.wait_on(), "no 'sudo alerts back ON' alert at the receiver"
 
 
 def test_the_guard_units_have_no_start_or_trigger_limit(host):
