@@ -86,8 +86,8 @@ def test_user_cannot_reach_the_root_only_socket(hosts):
 def test_root_socket_event_alerts(hosts, receiver, marker):
     """What the sudo plugin does inside sudo (effective uid 0): the root-only socket."""
     for host in hosts.values():
-        host.check_output("logger -u /run/secalert/log.sock -t secalert-sudo -p authpriv.crit -- %s",
-                          sudo_json(marker))
+        host.check_output("logger -u /run/secalert/log.sock -t secalert-sudo "
+                          "-p authpriv.crit -- %s", sudo_json(marker))
     got = receiver.messages(contains=marker, channel="json", wait=40, count=len(hosts))
     assert sorted(m["title"] for m in got) == sorted(
         f"sudo accept on {hostname(h)}: bob ran /usr/bin/rm" for h in hosts.values())

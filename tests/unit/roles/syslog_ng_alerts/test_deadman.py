@@ -33,7 +33,8 @@ def fleet(tmp_path):
         os.utime(path, (when, when))
 
     def run(state, now):
-        return deadman.check(cfg, state, now, lambda ident, prio, ev: events.append((ident, prio, ev)))
+        return deadman.check(cfg, state, now,
+                             lambda ident, prio, ev: events.append((ident, prio, ev)))
 
     return cfg, events, stamp, run
 
@@ -100,7 +101,8 @@ def test_watchdog_every_interval(fleet):
     state = run(state, 1060)
     dogs = [e for e in events if e[0] == "secalert-watchdog"]
     assert len(dogs) == 2
-    assert dogs[0][2].startswith("alert server alive at ") and "2 expected client(s), 0 silent" in dogs[0][2]
+    assert dogs[0][2].startswith("alert server alive at ")
+    assert "2 expected client(s), 0 silent" in dogs[0][2]
 
 
 def test_a_big_stamp_file_is_cut_back_and_keeps_its_time(fleet, tmp_path):
