@@ -49,8 +49,9 @@ def _role_apprise_version():
 
 
 # bindep: a package name, then optional [profiles] and version constraints.
+_OP = r"(<=|>=|==|<|>|!=)"
 BINDEP_LINE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9+._-]*)( +\[[a-z0-9:!_. -]+\])?"
-                         r"( *(<=|>=|==|<|>|!=)[0-9][0-9a-z.:~+-]*(,(<=|>=|==|<|>|!=)[0-9a-z.:~+-]+)*)?$")
+                         rf"( *{_OP}[0-9][0-9a-z.:~+-]*(,{_OP}[0-9a-z.:~+-]+)*)?$")
 
 
 def _bindep_names(path):
