@@ -67,7 +67,8 @@ def test_files_named_by_the_metadata_exist_and_ship():
     ignored = _yaml("galaxy.yml").get("build_ignore", [])
     for path in _ee_dependencies().values():
         assert not os.path.isabs(path) and os.path.isfile(os.path.join(TOP, path)), path
-        hit = [p for p in ignored if fnmatch.fnmatch(path, p) or path.startswith(p.rstrip("/") + "/")]
+        hit = [p for p in ignored
+               if fnmatch.fnmatch(path, p) or path.startswith(p.rstrip("/") + "/")]
         assert not hit, f"{path} is left out of the collection tarball by build_ignore {hit}"
     # ansible-builder reads the metadata from the installed collection, so it ships too.
     assert not any(fnmatch.fnmatch("meta/execution-environment.yml", p) for p in ignored)
