@@ -441,7 +441,8 @@ def _wait(predicate, timeout=5.0):
 
 def test_a_logger_that_fails_quietly_is_noticed(host):
     # util-linux logger prints "send message failed" and still exits 0
-    _script(host.bin / "logger", "echo 'logger: send message failed: Operation not permitted' >&2\n")
+    _script(host.bin / "logger",
+            "echo 'logger: send message failed: Operation not permitted' >&2\n")
     host.sudo_broken()
     proc = host.run("guard", content=f"{OTHER}\n{LINE}\n")
     assert "could not log the off event to syslog: logger: send message failed" in proc.stderr
