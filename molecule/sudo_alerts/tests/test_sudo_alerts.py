@@ -14,11 +14,16 @@ MODULE = "/usr/libexec/secalert/secalert_sudo_audit.py"
 CONFIG = "/etc/secalert/sudo_alerts.json"
 CTL = "/usr/libexec/secalert/sudo-alerts-ctl"
 MARK = "#secalert-disabled# "
+# The entry module imports the package from the version directory `current` points to.
+PACKAGE = "/usr/libexec/secalert/sudo-plugin/current/secalert_sudo"
 LOADED = [
     "/", "/usr", "/usr/libexec", "/usr/libexec/secalert", MODULE,
     "/usr/libexec/secalert/python_plugin.so", CTL, "/etc", "/etc/sudo.conf",
     "/etc/secalert", CONFIG, "/run/secalert",
-]
+    "/usr/libexec/secalert/sudo-plugin", "/usr/libexec/secalert/sudo-plugin/current/",
+    PACKAGE, PACKAGE + "/__pycache__",
+] + [f"{PACKAGE}/{name}.py" for name in ("__init__", "__main__", "cli", "config", "delivery",
+                                          "event", "plugin", "rules")]
 
 
 @pytest.fixture(params=["debian12", "debian13"])

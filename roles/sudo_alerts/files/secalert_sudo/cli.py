@@ -5,7 +5,7 @@
 
 ``--check`` validates a configuration with this code (the role runs it on the rendered
 file before it replaces the live one). ``--self-test`` compiles every module of this
-package (writing its ``__pycache__``, so sudo never has to), imports them all, builds
+package (writing its ``__pycache__`` when stale, so sudo never has to), imports them all, builds
 and matches one event; with ``--require-root`` it also checks that every file and
 directory of the package is root-owned and not writable by group or others (sudo does
 not check what it loads). The role runs it on a new version before it becomes live.
@@ -40,15 +40,17 @@ def _unsafe(paths):
 
 
 def self_test(require_root=False):
+    import compileall
     import importlib
-    import py_compile
 
     package = os.path.dirname(os.path.abspath(__file__))
     files = sorted(os.path.join(package, name) for name in os.listdir(package)
                    if name.endswith(".py"))
     try:
         for path in files:
-            py_compile.compile(path, doraise=True)
+            # Writes the .pyc only when it is missing or stale (a rerun changes nothing).
+            if not compileall.compile_file(path, force=False, quiet=1):
+                raise SyntaxError(f"{path} does not compile")
         for name in MODULES:
             importlib.import_module("secalert_sudo." + name)
         from secalert_sudo import __version__, config, event, rules
