@@ -23,7 +23,7 @@ LOADED = [
     "/usr/libexec/secalert/sudo-plugin", "/usr/libexec/secalert/sudo-plugin/current/",
     PACKAGE, PACKAGE + "/__pycache__",
 ] + [f"{PACKAGE}/{name}.py" for name in ("__init__", "__main__", "cli", "config", "delivery",
-                                          "event", "plugin", "rules")]
+                                         "event", "plugin", "rules")]
 
 
 @pytest.fixture(params=["debian12", "debian13"])

@@ -71,7 +71,7 @@ def _describe(exc):
 
 try:
     SecalertAuditPlugin = _load().SecalertAuditPlugin
-    BROKEN = None
+    BROKEN, BROKEN_FILE = None, ""
 except BaseException as _exc:  # noqa: BLE001 - anything here would make sudo refuse all
     try:
         BROKEN, BROKEN_FILE = _describe(_exc)

@@ -186,7 +186,7 @@ def test_fail_closed_counts_syslog_as_delivered(write_config, receiver, shortdir
 
 
 def test_one_uid_cannot_fill_the_spool_for_everyone(write_config, receiver, fake_python,
-                                                     shortdir):
+                                                    shortdir):
     """A user who floods sudo (refused calls) uses up only their share; root still queues."""
     path = direct_config(write_config, shortdir, fake_python(), syslog_copy=False,
                          spool_max_bytes=64 * 1024, spool_uid_bytes=16 * 1024)
