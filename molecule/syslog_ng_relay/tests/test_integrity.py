@@ -23,11 +23,19 @@ def frame(host, marker):
     return f"{len(line.encode())} {line}"
 
 
+def heartbeat(host):
+    line = f"<46>1 2026-12-01T17:00:00Z {host} syslog-ng - - - -- MARK --"
+    return f"{len(line.encode())} {line}"
+
+
 def post(client, text, certificate=True):
+    """One connection: a heartbeat first (syslog-ng 3.38/4.8 read the peer's CN only after
+    the first message of a connection, upstream issue 5579), then the frame."""
     cert = f"-cert {TLS}/cert.pem -key {TLS}/key.pem " if certificate else ""
     return client.run(
-        "(printf '%%s' %s; sleep 3) | timeout 20 openssl s_client -quiet -connect alerts:6514 "
-        f"-CAfile {TLS}/ca.pem {cert}-verify_return_error", text)
+        "(printf '%%s' %s; sleep 1; printf '%%s' %s; sleep 3) | timeout 20 openssl s_client "
+        f"-quiet -connect alerts:6514 -CAfile {TLS}/ca.pem {cert}-verify_return_error",
+        heartbeat("relay-client"), text)
 
 
 def test_a_client_claiming_another_host_is_flagged(client, receiver, marker):
@@ -50,3 +58,13 @@ def test_a_host_without_a_client_certificate_cannot_post(client, receiver, marke
     # The handshake or the first read fails on the server side; nothing is accepted.
     time.sleep(8)
     assert receiver.messages(contains=marker) == [], out.stdout + out.stderr
+
+
+def test_the_first_message_of_a_connection_is_not_believed_either(client, receiver, marker):
+    """syslog-ng has no CN for it yet: flagged as unverified, and it stamps no host alive."""
+    cert = f"-cert {TLS}/cert.pem -key {TLS}/key.pem "
+    client.run("(printf '%%s' %s; sleep 3) | timeout 20 openssl s_client -quiet -connect "
+               f"alerts:6514 -CAfile {TLS}/ca.pem {cert}-verify_return_error",
+               frame("ghost-client", marker))
+    got = receiver.messages(contains=marker, wait=40, count=1)
+    assert [m["title"] for m in got] == [f"[unverified host ghost-client] posted {marker}"]

@@ -45,7 +45,8 @@ def wait_titled(receiver, text, timeout):
 
 
 def podman(*args):
-    subprocess.run(["podman", *args], check=True, env=os.environ, capture_output=True)
+    return subprocess.run(["podman", *args], check=True, env=os.environ, capture_output=True,
+                          text=True).stdout.strip()
 
 
 def test_a_client_that_never_connected_is_reported(server, receiver):
@@ -72,13 +73,18 @@ def test_a_stopped_client_is_reported_silent_then_back(client, server, receiver)
 
 def test_a_cut_link_is_reported_silent_then_back(client, server, receiver):
     before = len(titled(receiver, "host relay-client silent for"))
+    # A cut cable: the same address comes back, and TCP's retransmissions resume the link.
+    address = podman("inspect", "-f", "{{(index .NetworkSettings.Networks \"%s\").IPAddress}}"
+                     % NETWORK, CLIENT)
     podman("network", "disconnect", NETWORK, CLIENT)
+    start = time.monotonic()
     try:
         ok = wait_for(lambda: len(titled(receiver, "host relay-client silent for")) > before,
                       BOUND + 60, interval=1)
         assert ok, diagnostics(server)
+        print(f"silent alert {time.monotonic() - start:.1f} s after the link was cut")
     finally:
-        podman("network", "connect", "--alias", "relay-client", NETWORK, CLIENT)
+        podman("network", "connect", "--ip", address, "--alias", "relay-client", NETWORK, CLIENT)
     before_back = len(titled(receiver, "host relay-client back after"))
     start = time.monotonic()
     ok = wait_for(lambda: len(titled(receiver, "host relay-client back after")) > before_back,
@@ -94,7 +100,8 @@ def test_the_watchdog_arrives_and_stops_with_the_server(server, receiver):
     count = len(watchdogs())
     assert wait_for(lambda: len(watchdogs()) > count, 3 * WATCHDOG, interval=1), \
         diagnostics(server)
-    assert watchdogs()[-1]["title"] == "Watchdog: alert server alerts is alive"
+    # alone, or leading a digest of the ones the server's journal still held
+    assert watchdogs()[-1]["title"].endswith("Watchdog: alert server alerts is alive")
     podman("stop", "--time", "5", SERVER)
     try:
         time.sleep(3)  # one already on its way may still land
