@@ -38,6 +38,8 @@ DIGEST_HEADER = "{count} events, most severe first:"
 DIGEST_BULLET = "• "
 FOLD_AT = 3  # events of one source at one severity from which they are counted, not listed
 FOLD_LINE = "{source}: {count} × {what}"
+FOLD_EXAMPLES = ", first: {first}; last: {last}"
+EXAMPLE_LIMIT = 80
 LINE_LIMIT = 300
 
 # Services whose plain-text message is rendered as Markdown by the service itself
@@ -147,7 +149,8 @@ def digest(events, markdown, title_max=250, body_max=4000, max_lines=50, fold_at
                     if key not in seen:
                         seen.add(key)
                         idx = folded[key]
-                        lines.append((fold_line(src, [items[j][0] for j in idx]), idx))
+                        lines.append((fold_line(src, [items[j][0] for j in idx],
+                                                items[idx[0]][1], items[idx[-1]][1]), idx))
                     break
             else:
                 lines.append((DIGEST_BULLET + items[i][1], [i]))
@@ -216,23 +219,24 @@ def _more(rest, items, shown=4):
     return text.MORE_MARKER.format(n=len(rest)) + ": " + ", ".join(parts)
 
 
-def fold_line(source, titles, shown=3):
-    """One counted line for the events of one source: the commonest titles first."""
+def fold_line(source, titles, first="", last="", shown=3):
+    """One counted line for the events of one source: the commonest titles first, then
+    the first and the last event's text ("first: ...; last: ...")."""
     counts = {}
     for t in titles:
         counts[t] = counts.get(t, 0) + 1
     common = sorted(counts.items(), key=lambda kv: -kv[1])
     if len(common) == 1:
-        what = common[0][0]
+        line = FOLD_LINE.format(source=source or "?", count=len(titles), what=common[0][0])
     else:
         parts = [f"{n} × {t}" for t, n in common[:shown]]
         if len(common) > shown:
             parts.append(f"{sum(n for _t, n in common[shown:])} × others")
-        what = "events (" + "; ".join(parts) + ")"
-        return text.truncate(DIGEST_BULLET + f"{source or '?'}: {len(titles)} {what}",
-                             2 * LINE_LIMIT)
-    line = DIGEST_BULLET + FOLD_LINE.format(source=source or "?", count=len(titles), what=what)
-    return text.truncate(line, 2 * LINE_LIMIT)
+        line = f"{source or '?'}: {len(titles)} events (" + "; ".join(parts) + ")"
+    if first:
+        line += FOLD_EXAMPLES.format(first=text.truncate(first, EXAMPLE_LIMIT),
+                                     last=text.truncate(last or first, EXAMPLE_LIMIT))
+    return DIGEST_BULLET + text.truncate(line, 2 * LINE_LIMIT)
 
 
 # -- sudo events (the audit plugin's JSON lines) -----------------------------------------

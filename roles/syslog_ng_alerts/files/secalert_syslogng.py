@@ -97,11 +97,14 @@ def venv_purelib(venv):
 class RateLimiter:
     """At most ``limit`` notifications in any ``period`` seconds (sliding window).
 
-    With ``limit`` of 2 or more, the last slot of the window is reserved for sends that
-    carry a critical event (``take(now, critical=True)``): lesser sends stop at
-    ``limit - 1``. A critical event then waits for the service's budget only when
-    critical events themselves used it up, and the total stays within ``limit``.
+    With ``limit`` of 2 or more, the last slot of the window is kept for sends that carry
+    a critical event (``take(now, critical=True)``). Lesser sends get it only when the
+    window frees a slot within LEND seconds anyway, so a critical event that arrives
+    meanwhile waits at most LEND seconds; a flood keeps nearly the whole budget (a storm
+    drains at ~``limit`` per period, not ``limit - 1``). The total never exceeds ``limit``.
     """
+
+    LEND = 5.0  # seconds: how long the kept slot may be lent to lesser events
 
     def __init__(self, limit, period):
         self.limit = max(1, limit)
@@ -109,9 +112,6 @@ class RateLimiter:
         self.reserve = 1 if self.limit >= 2 else 0
         self.sent = []
         self.lock = threading.Lock()
-
-    def _cap(self, critical):
-        return self.limit if critical else self.limit - self.reserve
 
     def take(self, now, critical=False):
         """Record a send and return True if one is allowed now (atomic)."""
@@ -126,15 +126,19 @@ class RateLimiter:
             self.sent.pop(0)
 
     def ready(self, now, critical=False):
-        self._trim(now)
-        return len(self.sent) < self._cap(critical)
+        return self.next_free(now, critical) <= now
 
     def next_free(self, now, critical=False):
+        """The earliest time (>= now) a send of this kind is allowed."""
         self._trim(now)
-        cap = self._cap(critical)
-        if len(self.sent) < cap:
+        sent, limit = self.sent, self.limit
+        if len(sent) < limit - (0 if critical else self.reserve):
             return now
-        return self.sent[len(self.sent) - cap] + self.period
+        if critical or not self.reserve:
+            return sent[len(sent) - limit] + self.period
+        # lesser: when exactly limit-1 remain and the oldest of them expires within LEND
+        full = sent[len(sent) - limit] + self.period if len(sent) >= limit else now
+        return max(now, full, sent[len(sent) - limit + 1] + self.period - self.LEND)
 
     def record(self, now):
         self.sent.append(now)

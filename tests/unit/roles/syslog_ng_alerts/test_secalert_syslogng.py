@@ -185,7 +185,8 @@ def test_a_flood_is_folded_into_one_counted_line(clock):
     drv.cycle()
     ((_1, count, _2, body),) = dest.sent
     assert count == 400 and len(body) <= 500
-    assert body == render.DIGEST_HEADER.format(count=400) + "\n• sudo: 400 × h1: sudo"
+    assert body == (render.DIGEST_HEADER.format(count=400)
+                    + "\n• sudo: 400 × h1: sudo, first: event 0; last: event 399")
 
 
 def test_distinct_events_beyond_the_limit_are_counted_per_source(clock):
@@ -450,8 +451,23 @@ def test_targets_share_one_limiter_per_settings():
     assert not mod.shared_limiter(key, 2, 60.0).take(11.0)
     assert mod.shared_limiter(key, 2, 60.0).take(11.0, critical=True)
     assert not first.take(12.0, critical=True)
-    assert first.next_free(12.0) == 71.0 and first.next_free(12.0, critical=True) == 70.0
-    assert not first.take(70.0) and first.take(71.0)
+    assert first.next_free(12.0) == 70.0 and first.next_free(12.0, critical=True) == 70.0
+    assert first.take(70.0)  # lent: the other slot frees at 71, within LEND
+
+
+def test_the_kept_slot_is_lent_only_when_a_slot_frees_soon():
+    limiter = mod.RateLimiter(5, 60.0)
+    for t in (0.0, 1.0, 2.0, 3.0):
+        assert limiter.take(t)
+    assert not limiter.take(4.0)  # the fifth slot is kept for a critical event ...
+    assert limiter.next_free(4.0) == 60.0 - limiter.LEND  # ... lent 5 s before 0 expires
+    assert limiter.take(55.0)
+    assert not limiter.take(56.0, critical=True)  # five in the window: even critical waits
+    assert limiter.next_free(56.0, critical=True) == 60.0
+    fresh = mod.RateLimiter(5, 60.0)
+    for t in (0.0, 1.0, 2.0, 3.0):
+        fresh.take(t)
+    assert fresh.take(4.0, critical=True)
 
 
 @pytest.mark.parametrize(
