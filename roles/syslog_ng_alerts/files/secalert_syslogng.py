@@ -28,7 +28,9 @@ Delivery model (nothing is acknowledged before it is delivered or deliberately d
 - Rate limit: at most ``rate_limit`` notifications per target in any ``rate_period``;
   the last slot of every period is kept for a notification that carries a critical
   (failure) event, so a flood of lesser events cannot use up the budget a critical one
-  needs. The service never sees more than ``rate_limit`` in a period.
+  needs (it is lent to lesser events only when a slot frees within ``RateLimiter.LEND``
+  seconds anyway, so a critical event waits at most that long). The service never sees
+  more than ``rate_limit`` in a period.
 
 Apprise itself is reached through a transport object (``secalert_apprise.targets.
 AppriseTransport``: targets of the config for the tag, one notify per target); the
