@@ -74,8 +74,8 @@ def test_a_stopped_client_is_reported_silent_then_back(client, server, receiver)
 def test_a_cut_link_is_reported_silent_then_back(client, server, receiver):
     before = len(titled(receiver, "host relay-client silent for"))
     # A cut cable: the same address comes back, and TCP's retransmissions resume the link.
-    address = podman("inspect", "-f", "{{(index .NetworkSettings.Networks \"%s\").IPAddress}}"
-                     % NETWORK, CLIENT)
+    template = '{{(index .NetworkSettings.Networks "' + NETWORK + '").IPAddress}}'
+    address = podman("inspect", "-f", template, CLIENT)
     podman("network", "disconnect", NETWORK, CLIENT)
     start = time.monotonic()
     try:
