@@ -37,6 +37,7 @@ __version__ = "2.0.0"
 HERE = os.path.dirname(os.path.abspath(__file__))
 CURRENT = os.path.join(HERE, "sudo-plugin", "current")
 SYSLOG_SOCKET = "/dev/log"
+ROOT_SOCKET = "/run/secalert/log.sock"  # syslog-ng's root-only socket, tried first
 STATE_FILE = "/run/secalert/entry-off"  # exists while the package fails to import
 DROP_COUNTER = "/run/secalert/sudo-drops"
 ACTION = ("run the sudo_alerts role to reinstall the plugin (or repair the files under "
@@ -95,7 +96,10 @@ def _syslog(event, severity):
             json.dumps(event, ensure_ascii=True, separators=(",", ":")))
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
-            sock.sendto(frame.encode("ascii"), socket.MSG_DONTWAIT, SYSLOG_SOCKET)
+            try:
+                sock.sendto(frame.encode("ascii"), socket.MSG_DONTWAIT, ROOT_SOCKET)
+            except OSError:  # no syslog-ng there (or not answering): the system log
+                sock.sendto(frame.encode("ascii"), socket.MSG_DONTWAIT, SYSLOG_SOCKET)
         finally:
             sock.close()
     except BaseException:  # noqa: BLE001 - dropped: count it

@@ -36,6 +36,10 @@ DEFAULT_SETTINGS = {
         "facility": "authpriv",
         "ident": PROGRAM,
         "socket": "/dev/log",
+        # Tried first: a datagram socket only root can reach, made by syslog-ng
+        # (syslog_ng_alerts_root_socket). Its lines count as sent by root and never meet
+        # journald's per-session rate limit. Missing or refused: "socket" is used.
+        "root_socket": "/run/secalert/log.sock",
         "drop_counter": "/run/secalert/sudo-drops",
     },
     "direct": {
@@ -122,6 +126,9 @@ def load_settings(path):
         raise ConfigError("unknown syslog facility {!r}".format(settings["syslog"]["facility"]))
     if settings["direct"]["min_severity"] not in SEVERITIES:
         raise ConfigError(f"direct.min_severity must be one of {list(SEVERITIES)}")
+    root_socket = settings["syslog"]["root_socket"]
+    if root_socket and not os.path.isabs(root_socket):
+        raise ConfigError("syslog.root_socket must be an absolute path or empty")
     for key in ("python", "apprise_config", "spool", "lock"):
         if not os.path.isabs(settings["direct"][key]):
             raise ConfigError(f"direct.{key} must be an absolute path")

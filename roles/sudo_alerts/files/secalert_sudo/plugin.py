@@ -303,7 +303,9 @@ class SecalertAuditPlugin(_PluginBase):
         cfg = (self._settings or config.DEFAULT_SETTINGS)["syslog"]
         pid = event.to_int(self._user_info.get("pid")) or os.getpid()
         frame = delivery.syslog_frame(line, cfg["facility"], severity, cfg["ident"], pid)
-        failure = delivery.send_syslog(frame, cfg["socket"])
+        failure = delivery.send_syslog(frame, cfg["root_socket"]) if cfg["root_socket"] else "-"
+        if failure is not None:
+            failure = delivery.send_syslog(frame, cfg["socket"])
         if failure is not None:
             delivery.bump_counter(cfg["drop_counter"])
             return False

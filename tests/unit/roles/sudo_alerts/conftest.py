@@ -65,6 +65,7 @@ def _isolate(monkeypatch, receiver, shortdir):
     # /dev/log or /run either.
     monkeypatch.setitem(config.DEFAULT_SETTINGS, "syslog", dict(
         config.DEFAULT_SETTINGS["syslog"], socket=receiver.path,
+        root_socket=os.path.join(shortdir, "no-root-socket"),
         drop_counter=os.path.join(shortdir, "drops")))
     sudo.reset()
     yield
@@ -81,6 +82,7 @@ def write_config(shortdir, receiver):
         data = dict(settings or {})
         syslog = dict(data.get("syslog", {}))
         syslog.setdefault("socket", receiver.path)
+        syslog.setdefault("root_socket", os.path.join(shortdir, "no-root-socket"))
         syslog.setdefault("drop_counter", os.path.join(shortdir, "drops"))
         data["syslog"] = syslog
         with open(path, "w", encoding="utf-8") as fh:

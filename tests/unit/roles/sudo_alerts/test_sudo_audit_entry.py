@@ -47,10 +47,12 @@ class Tree:
         self.package = os.path.join(self.version, "secalert_sudo")
         self.state = os.path.join(base, "entry-off")
         self.sock_path = os.path.join(base, "elog")
+        self.root_path = os.path.join(base, "rlog")  # syslog-ng's root socket: bound on demand
         # The host's paths, pointed into this tree (they are used at import time).
         with open(os.path.join(FILES, "secalert_sudo_audit.py"), encoding="utf-8") as fh:
             source = fh.read()
-        for name, value in (("SYSLOG_SOCKET", self.sock_path), ("STATE_FILE", self.state),
+        for name, value in (("SYSLOG_SOCKET", self.sock_path), ("ROOT_SOCKET", self.root_path),
+                            ("STATE_FILE", self.state),
                             ("DROP_COUNTER", self.state + ".drops")):
             source, count = re.subn(f'^{name} = "[^"]*"', f"{name} = {value!r}", source,
                                     flags=re.M)
@@ -115,6 +117,26 @@ WORDS = {
     "MemoryError at import": "MemoryError",
     "KeyboardInterrupt at import": "KeyboardInterrupt",
 }
+
+
+def test_reports_prefer_the_root_socket(tree):
+    root = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    root.bind(tree.root_path)
+    root.setblocking(False)
+    try:
+        BREAKS["syntax error"](tree)
+        result = tree.run()
+        frames = []
+        for _unused in range(100):
+            try:
+                frames.append(root.recv(65536).decode("ascii"))
+            except BlockingIOError:
+                break
+    finally:
+        root.close()
+    assert result["events"] == []  # nothing went to /dev/log
+    kinds = [json.loads(f.partition(": ")[2])["type"] for f in frames]
+    assert kinds == ["fault", "status"]
 
 
 def test_healthy_package_is_the_plugin(tree):

@@ -9,7 +9,7 @@ import time
 
 import pytest
 import sudo
-from conftest import command_info, make_plugin, run_accepted, run_rejected
+from conftest import SyslogReceiver, command_info, make_plugin, run_accepted, run_rejected
 from secalert_sudo import config, delivery
 from secalert_sudo import plugin as plugin_mod
 
@@ -138,6 +138,21 @@ def test_syslog_socket_missing_is_counted(shortdir):
         assert delivery.send_syslog(b"x", os.path.join(shortdir, "nope")) == "ENOENT"
         delivery.bump_counter(counter)
     assert delivery.drop_count(counter) == 3
+
+
+def test_events_prefer_the_root_socket_and_fall_back(receiver, write_config, shortdir):
+    root = SyslogReceiver(os.path.join(shortdir, "root"))
+    try:
+        path = write_config({"syslog": {"root_socket": root.path}})
+        run_accepted(make_plugin(path), ["/usr/bin/id"])
+        assert [e["command"] for e in root.events()] == ["/usr/bin/id"]
+        assert receiver.events() == []
+    finally:
+        root.close()
+    # syslog-ng stopped: the socket file stays, nobody reads it -> /dev/log gets the event
+    run_accepted(make_plugin(path), ["/usr/bin/true"])
+    assert [e["command"] for e in receiver.events()] == ["/usr/bin/true"]
+    assert delivery.drop_count(os.path.join(shortdir, "drops")) == 0
 
 
 def test_syslog_daemon_stopped_leaves_stale_socket(shortdir):
