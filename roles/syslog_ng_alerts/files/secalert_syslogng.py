@@ -29,8 +29,9 @@ Delivery model (nothing is acknowledged before it is delivered or deliberately d
   the last slot of every period is kept for a notification that carries a critical
   (failure) event, so a flood of lesser events cannot use up the budget a critical one
   needs (it is lent to lesser events only when a slot frees within ``RateLimiter.LEND``
-  seconds anyway, so a critical event waits at most that long). The service never sees
-  more than ``rate_limit`` in a period.
+  seconds anyway, so a critical event waits at most that long, and to a full batch of
+  ``max_events``, which has a backlog behind it that must drain first). The service never
+  sees more than ``rate_limit`` in a period.
 
 Apprise itself is reached through a transport object (``secalert_apprise.targets.
 AppriseTransport``: targets of the config for the tag, one notify per target); the
@@ -65,6 +66,7 @@ DEFAULTS = {
     "markdown": "auto",
     "max_body": "0",
     "max_lines": "50",
+    "max_events": "1000",
     "report_interval": "300",
     "retry_max": "60",
     "venv": "/opt/secalert/venv",
@@ -264,6 +266,7 @@ class AppriseDestination(_Base):
         self.rate_period = self._number(opts, "rate_period", float)
         self.max_body = self._number(opts, "max_body", int)
         self.max_lines = max(1, self._number(opts, "max_lines", int))
+        self.max_events = max(1, self._number(opts, "max_events", int))
         self.report_interval = self._number(opts, "report_interval", float)
         self.retry_max = max(1.0, self._number(opts, "retry_max", float))
         self.markdown = opts["markdown"].lower()
@@ -393,11 +396,15 @@ class AppriseDestination(_Base):
             )
             return SUCCESS
         pending_until = None
+        # A full batch means more events wait in syslog-ng's queue behind it: a critical
+        # one among them cannot be sent before this batch is acked, and the disk-buffer
+        # fills. Such a batch may use the slot kept for critical events.
+        backlog = len(batch) >= self.max_events
         for target in self.targets.values():
             part = alerts[target.skip(alerts) :]
             if not part:
                 continue
-            critical = any(self._rank(e) >= FAILURE_RANK for e in part)
+            critical = backlog or any(self._rank(e) >= FAILURE_RANK for e in part)
             if now < target.not_before or not target.limiter.take(now, critical):
                 wait = max(target.not_before, target.limiter.next_free(now, critical))
                 if not critical and now >= target.not_before and target.limiter.reserve:

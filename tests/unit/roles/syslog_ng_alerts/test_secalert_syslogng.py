@@ -599,3 +599,12 @@ def test_ledger_rotates_and_a_broken_ledger_never_blocks_delivery(tmp_path, cloc
     drv.log(msg(3))
     assert drv.cycle() == mod.SUCCESS and drv.acked == 1
     assert any("delivery ledger" in m for _1, m in syslogng.Logger.records)
+
+
+def test_a_full_batch_may_use_the_kept_slot(clock):
+    """A full batch has a backlog behind it: keeping the slot would only fill the queue."""
+    dest = make_dest(clock, rate_limit=5, rate_period=60, max_events=10)
+    drv = Driver(dest, clock, batch_lines=10)
+    drv.log(*(msg(i) for i in range(60)))
+    drv.run(5)
+    assert len(dest.transport.calls) == 5 and drv.acked == 50
