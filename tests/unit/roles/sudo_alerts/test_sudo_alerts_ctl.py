@@ -344,6 +344,31 @@ def test_guard_keeps_a_broken_plugin_that_sudo_survives_and_alerts_once(host):
     assert [e["state"] for _p, e in host.events()] == ["off", "on"]
 
 
+def test_a_broken_package_the_entry_module_reported_is_alerted_once(host):
+    # The entry module has said "off" to syslog itself (its state file exists) and says
+    # "on" when the package imports again: in syslog delivery the guard keeps the state only.
+    (host.run_dir / "entry-off").write_text("SyntaxError: bad")
+    host.sudo_ok("secalert sudo audit plugin version 9 BROKEN: SyntaxError: bad")
+    assert host.run("guard", "--from", "test", content=f"{OTHER}\n{LINE}\n").returncode == 0
+    assert host.events() == []
+    (host.run_dir / "entry-off").unlink()
+    host.sudo_ok()
+    assert host.run("guard", "--from", "test").returncode == 0
+    assert host.events() == []
+    # the guard's state says on again: a later fault of another kind is alerted
+    host.sudo_broken()
+    host.run("guard", "--from", "test")
+    assert [e["state"] for _p, e in host.events()] == ["off"]
+
+
+def test_a_broken_package_in_direct_mode_is_spooled_by_the_guard(host):
+    host.direct()
+    (host.run_dir / "entry-off").write_text("SyntaxError: bad")
+    host.sudo_ok("secalert sudo audit plugin version 9 BROKEN: SyntaxError: bad")
+    assert host.run("guard", "--from", "test", content=f"{OTHER}\n{LINE}\n").returncode == 0
+    assert [e["state"] for _p, e in host.events()] == ["off"]
+
+
 def test_enable_of_a_broken_plugin_keeps_the_line_and_fails(host):
     host.sudo_ok("secalert sudo audit plugin version 9 BROKEN: SyntaxError: bad")
     proc = host.run("enable", LINE, content=f"{OTHER}\n")
