@@ -1,4 +1,4 @@
-"""The dead man's switch checker (roles/syslog_ng_alerts/files/secalert-deadman).
+"""The dead man's switch checker (roles/syslog_ng_alerts/files/secalert_deadman.py).
 
 Stamp files are real files whose mtime is set by the test; the syslog calls are
 collected instead of sent."""
@@ -12,7 +12,7 @@ import syslog
 import pytest
 
 PATH = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..",
-                    "roles", "syslog_ng_alerts", "files", "secalert-deadman")
+                    "roles", "syslog_ng_alerts", "files", "secalert_deadman.py")
 _loader = importlib.machinery.SourceFileLoader("secalert_deadman", PATH)
 _spec = importlib.util.spec_from_loader("secalert_deadman", _loader)
 deadman = importlib.util.module_from_spec(_spec)

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Dead man's switch of a secalert alert server (run by secalert-deadman.timer as root).
 
 syslog-ng stamps <dir>/<client>.seen with every message a client sends (its heartbeat
@@ -39,7 +38,7 @@ def load_json(path, default):
         return default
     except (OSError, ValueError) as e:
         log("secalert-deadman", syslog.LOG_ERR,
-            {"event": "error", "error": "cannot read %s: %s" % (path, e)})
+            {"event": "error", "error": f"cannot read {path}: {e}"})
         return default
 
 
@@ -107,9 +106,8 @@ def check(cfg, state, now, emit):
     if interval > 0 and now - result["watchdog"] >= interval - 1:
         silent = sorted(h for h, v in hosts.items() if v.get("silent"))
         emit("secalert-watchdog", syslog.LOG_NOTICE,
-             "alert server alive at %s: %d expected client(s), %d silent%s" % (
-                 iso(now), len(hosts), len(silent),
-                 (" (" + ", ".join(silent) + ")") if silent else ""))
+             f"alert server alive at {iso(now)}: {len(hosts)} expected client(s), "
+             f"{len(silent)} silent" + (" (" + ", ".join(silent) + ")" if silent else ""))
         result["watchdog"] = now
     return result
 
