@@ -140,6 +140,23 @@ def wait_for(predicate, timeout, interval=0.5):
         time.sleep(interval)
 
 
+def start_sudo_probe(host, unit, count=60):
+    """`sudo -n true` as root every 0.1 s (``count`` times) in a transient unit."""
+    host.run("rm -f /root/%s.log", unit)
+    script = (f"for i in $(seq 1 {count}); do if timeout -k 2 10 sudo -n true >/dev/null "
+              f"2>&1; then echo ok; else echo denied; fi; sleep 0.1; done > /root/{unit}.log; "
+              f"echo done >> /root/{unit}.log")
+    assert host.run("systemd-run --quiet --collect --unit %s sh -c %s", unit, script).rc == 0
+
+
+def sudo_probe_result(host, unit):
+    """(denied, total) of a finished start_sudo_probe (bounded wait)."""
+    wait_for(lambda: host.run("grep -qx done /root/%s.log", unit).rc == 0, 60)
+    lines = host.run("cat /root/%s.log", unit).stdout.split()
+    assert lines and lines[-1] == "done", lines
+    return lines.count("denied"), len(lines) - 1
+
+
 def token_leaks(host, token):
     """Where ``token`` shows on ``host``: world-readable files, the journal, process
     arguments. An empty list is what every scenario must see."""

@@ -15,7 +15,7 @@ import shlex
 import time
 
 import pytest
-from conftest import wait_for
+from conftest import start_sudo_probe, sudo_probe_result, wait_for
 from test_sudo_alerts import CTL, MARK, MODULE, diagnose, reenable, sudo_works
 
 SO = "/usr/libexec/secalert/python_plugin.so"
@@ -81,23 +81,6 @@ class Alerts:
         return found[self.on_before:]
 
 
-def start_probe(host, unit):
-    """Run `sudo -n true` as root every 0.1 s (60 times) in a transient unit."""
-    host.run("rm -f /root/%s.log", unit)
-    script = (f"for i in $(seq 1 60); do if timeout -k 2 10 sudo -n true >/dev/null 2>&1; "
-              f"then echo ok; else echo denied; fi; sleep 0.1; done > /root/{unit}.log; "
-              f"echo done >> /root/{unit}.log")
-    assert host.run("systemd-run --quiet --collect --unit %s sh -c %s", unit, script).rc == 0
-
-
-def probe_result(host, unit):
-    """(denied, total) once the probe has finished (bounded wait)."""
-    wait_for(lambda: host.run("grep -qx done /root/%s.log", unit).rc == 0, 60)
-    lines = host.run("cat /root/%s.log", unit).stdout.split()
-    assert lines and lines[-1] == "done", lines
-    return lines.count("denied"), len(lines) - 1
-
-
 def guard_idle(host):
     """Wait until no guard run is in progress (bounded)."""
     return wait_for(lambda: host.run("systemctl is-active %s.service", UNIT).stdout.strip()
@@ -131,7 +114,7 @@ def test_a_fault_is_repaired_alerted_and_back_on_is_alerted(host, receiver, faul
     alerts = Alerts(receiver, host)
     first = auth_lines(host)
     probe = "secalert-probe-" + fault.replace(" ", "-").replace(".", "")
-    start_probe(host, probe)
+    start_sudo_probe(host, probe)
     time.sleep(0.5)
     t0 = time.time()
     try:
@@ -148,7 +131,7 @@ def test_a_fault_is_repaired_alerted_and_back_on_is_alerted(host, receiver, faul
             assert event["file"] == culprit, event
         assert event["detail"], event
         assert host.run(CTL + " status").stdout.strip() == after, diagnose(host)
-        denied, total = probe_result(host, probe)
+        denied, total = sudo_probe_result(host, probe)
         figure(fault, host=nodename(host), denied=denied, probes=total,
                alert_s=round(delivered[0]["time"] - t0, 2) if delivered else None)
         assert delivered, f"the status event never reached the receiver: {event}"

@@ -12,7 +12,7 @@ import json
 import time
 
 import pytest
-from conftest import wait_for
+from conftest import start_sudo_probe, sudo_probe_result, wait_for
 from test_sudo_alerts import CTL, as_user, diagnose
 
 ROOT = "/usr/libexec/secalert/sudo-plugin"
@@ -70,29 +70,12 @@ def entry_events(host, after_line):
     return events
 
 
-def start_probe(host, unit, count=60):
-    """`sudo -n true` as root every 0.1 s (``count`` times) in a transient unit."""
-    host.run("rm -f /root/%s.log", unit)
-    script = (f"for i in $(seq 1 {count}); do if timeout -k 2 10 sudo -n true >/dev/null "
-              f"2>&1; then echo ok; else echo denied; fi; sleep 0.1; done > /root/{unit}.log; "
-              f"echo done >> /root/{unit}.log")
-    assert host.run("systemd-run --quiet --collect --unit %s sh -c %s", unit, script).rc == 0
-
-
-def probe_result(host, unit):
-    """(denied, total) once the probe has finished (bounded wait)."""
-    wait_for(lambda: host.run("grep -qx done /root/%s.log", unit).rc == 0, 60)
-    lines = host.run("cat /root/%s.log", unit).stdout.split()
-    assert lines and lines[-1] == "done", lines
-    return lines.count("denied"), len(lines) - 1
-
-
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_a_broken_package_leaves_sudo_working_and_is_reported(host, fault):
     breaker, repair, words = FAULTS[fault]
     first = auth_lines(host)
     unit = "secalert-pf-" + fault.replace(" ", "-")
-    start_probe(host, unit)
+    start_sudo_probe(host, unit)
     alice_denied = 0
     try:
         assert host.run(breaker).rc == 0
@@ -115,7 +98,7 @@ def test_a_broken_package_leaves_sudo_working_and_is_reported(host, fault):
         (off,) = [e for e in logged if e["type"] == "status"]
         assert (off["state"], off["where"], off["severity"]) == ("off", "entry", "critical")
         assert words in off["detail"] and off["action"] and off["reason"], off
-        denied, total = probe_result(host, unit)
+        denied, total = sudo_probe_result(host, unit)
         figure(test="plugin fault", fault=fault, host=host.check_output("uname -n"),
                root_denied=denied, root_calls=total, alice_denied=alice_denied,
                alice_calls=4)

@@ -377,9 +377,11 @@ def sudo_summary(event, markdown=False):
 def sudo_digest(events, markdown=False, fold_at=FOLD_AT):
     """One notification for several sudo events: ``(title, body, notify_type)``.
 
-    Most severe first; per severity, users with fewer than ``fold_at`` events of one kind
-    are listed line by line, the others get one counted line ("alice: 250 refused sudo").
-    Fault and status events are always listed. The drop count is shown once (the largest).
+    Most severe first. Every event is listed while the whole list fits the body; when it
+    does not, per severity the users with at least ``fold_at`` events of one kind get one
+    counted line ("alice: 250 refused sudo") followed by their first and last event, and
+    the others stay listed line by line. Fault and status events are always listed. The
+    drop count is shown once (the largest).
     """
     ordered = sorted(events, key=lambda e: -_severity_index(sudo_severity(e)))
     severity = sudo_severity(ordered[0]) if ordered else "info"
@@ -393,6 +395,17 @@ def sudo_digest(events, markdown=False, fold_at=FOLD_AT):
         SUDO_DIGEST_TITLE.format(severity=severity, count=len(events), where=where,
                                  kinds=", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))),
         SUDO_TITLE_LIMIT)
+    dropped = max((_dropped(e) for e in events), default=0)
+    header = SUDO_DIGEST_HEADER.format(count=len(events))
+    if dropped:
+        header = DROPPED_LINE.format(n=dropped) + "\n" + header
+
+    def line(event):
+        return text.truncate("- " + sudo_summary(event, markdown), 240)
+
+    listed = [line(e) for e in ordered]
+    if len(header) + sum(1 + len(x) for x in listed) <= SUDO_BODY_LIMIT:
+        return title, "\n".join([header] + listed), notify_type(severity)
     lines = []
     levels = []
     for event in ordered:
@@ -401,24 +414,21 @@ def sudo_digest(events, markdown=False, fold_at=FOLD_AT):
             levels.append(level)
     for level in levels:
         group = [e for e in ordered if _severity_index(sudo_severity(e)) == level]
-        counts = {}
+        sources = {}
         for event in group:
             if (event.get("type") or "sudo") == "sudo":
                 key = (_field(event.get("user") or "?", 32, markdown), sudo_kind(event))
-                counts[key] = counts.get(key, 0) + 1
+                sources.setdefault(key, []).append(event)
         for event in group:
             key = (_field(event.get("user") or "?", 32, markdown), sudo_kind(event))
-            if (event.get("type") or "sudo") != "sudo" or counts.get(key, 0) < fold_at:
-                lines.append("- " + sudo_summary(event, markdown))
-        for (user, kind), n in sorted(counts.items(), key=lambda kv: -kv[1]):
-            if n >= fold_at:
-                lines.append(f"- {user}: {n} {SUDO_KINDS.get(kind, kind + ' events')}")
-    dropped = max((_dropped(e) for e in events), default=0)
-    header = SUDO_DIGEST_HEADER.format(count=len(events))
-    if dropped:
-        header = DROPPED_LINE.format(n=dropped) + "\n" + header
-    body = text.digest_body([text.truncate(line, 240) for line in lines],
-                            limit=SUDO_BODY_LIMIT, header=header)
+            if (event.get("type") or "sudo") != "sudo" or len(sources.get(key, ())) < fold_at:
+                lines.append(line(event))
+        for (user, kind), folded in sorted(sources.items(), key=lambda kv: -len(kv[1])):
+            if len(folded) >= fold_at:
+                lines.append(f"- {user}: {len(folded)} {SUDO_KINDS.get(kind, kind + ' events')}")
+                lines.append(text.truncate("  first: " + sudo_summary(folded[0], markdown), 240))
+                lines.append(text.truncate("  last: " + sudo_summary(folded[-1], markdown), 240))
+    body = text.digest_body(lines, limit=SUDO_BODY_LIMIT, header=header)
     return title, body, notify_type(severity)
 
 

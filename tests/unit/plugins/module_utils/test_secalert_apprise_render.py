@@ -204,5 +204,17 @@ def test_sudo_digest_folds_a_flood_per_user_and_puts_critical_first():
         severity="critical", count=251, where="h1", kinds="1 accept, 250 reject")
     lines = body.splitlines()
     assert lines[1].endswith("bob accept /usr/bin/passwd root")
-    assert lines[2:] == ["- alice: 250 refused sudo"]
+    assert lines[2] == "- alice: 250 refused sudo"
+    assert lines[3].startswith("  first: ") and lines[4].startswith("  last: ")
+    assert len(lines) == 5
     assert kind == "failure"
+
+
+def test_sudo_digest_lists_every_event_while_they_fit():
+    """A burst of distinct commands is not folded into a count when it fits the body."""
+    burst = [dict(sudo_event("root"), user="root", decision="accept", severity="warning",
+                  command="/bin/bash", args=["-c", f": mark-burst {i}"]) for i in range(20)]
+    title, body, _kind = render.sudo_digest(burst)
+    assert title.startswith("[warning] sudo: 20 events on ")
+    for i in range(20):
+        assert f"mark-burst {i}'" in body, body
