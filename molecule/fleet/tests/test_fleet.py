@@ -27,7 +27,7 @@ def token():
     return secret
 
 
-def _wait_titles(receiver, contains, count, wait=90):
+def _wait_titles(receiver, contains, count, wait=150):
     return receiver.messages(contains=contains, wait=wait, count=count)
 
 
@@ -38,7 +38,7 @@ def test_verify_playbook_passes(playbook):
         assert host in run.output
 
 
-def _event_line(receiver, text, wait=90):
+def _event_line(receiver, text, wait=150):
     """The line of an alert (single or in a digest) that describes one event."""
     got = receiver.messages(contains=text, wait=wait, count=1)
     lines = [line for m in got for line in (m["body"] or "").splitlines() if text in line]
