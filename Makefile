@@ -2,7 +2,7 @@
 #
 #   make test        setup, lint, docs lint, unit tests and sanity on every supported
 #                    ansible-core, collection build, every scenario on the newest stable
-#                    core, and $(OLDEST_SCENARIOS) also on the oldest
+#                    core (in parallel lanes), and fleet also on the oldest
 #   make setup       host packages, one venv per core, podman collection, base images
 #   make lint | docs | sanity | units | build | molecule | molecule-<scenario>
 #                    run on the newest stable core; CORE=2.20 (units, sanity,
@@ -28,10 +28,9 @@ STAGE := $(TOP)/tests/harness/stage
 CORES := $(sort $(patsubst tests/requirements-core-%.txt,%,$(wildcard tests/requirements-core-*.txt)))
 # The newest stable core: lint, docs, build and every scenario run on it.
 TOOLS_CORE := 2.21
-# The oldest supported core also runs these scenarios (all three roles, both Debians),
-# without pipelining: the way 2.20 and 2.21 run by default.
+# The oldest supported core also runs fleet (all three roles, both Debians), without
+# pipelining: the way 2.20 and 2.21 run by default.
 OLDEST_CORE := $(firstword $(CORES))
-OLDEST_SCENARIOS := fleet
 CORE ?= $(TOOLS_CORE)
 ifeq ($(filter $(CORE),$(CORES)),)
 $(error CORE=$(CORE) is not one of the supported cores: $(CORES))
@@ -55,20 +54,25 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 PIPELINING ?= True
 export ANSIBLE_PIPELINING := $(PIPELINING)
 
+# make test runs the scenarios in lanes side by side (tests/harness/lanes): a scenario mostly
+# waits for alerts (windows, rate limits, silence bounds). Every scenario is in one lane
+# (its containers have fixed names); fleet on the oldest core shares fleet's lane.
+MOLECULE_LANES ?= "fleet fleet@$(OLDEST_CORE):False" "sudo_alerts apprise" \
+  "syslog_ng_relay syslog_ng_standalone"
+
 SCENARIOS := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard molecule/*/molecule.yml)))))
 
 .PHONY: test setup lint docs sanity units build molecule clean demo demo-clean bench-fleet bench-syslog-ng bench-sudo $(addprefix molecule-,$(SCENARIOS))
 
 test:
-	@rm -f $(CACHE)/stages
+	@mkdir -p $(CACHE); rm -f $(CACHE)/stages $(CACHE)/figures; date +%s >$(CACHE)/started
 	@$(STAGE) setup $(MAKE) --no-print-directory setup
 	@$(STAGE) lint@$(TOOLS_CORE) $(MAKE) --no-print-directory lint
 	@$(STAGE) docs@$(TOOLS_CORE) $(MAKE) --no-print-directory docs
 	@for c in $(CORES); do $(STAGE) units@$$c $(MAKE) --no-print-directory units CORE=$$c || exit 1; done
 	@for c in $(CORES); do $(STAGE) sanity@$$c $(MAKE) --no-print-directory sanity CORE=$$c || exit 1; done
 	@$(STAGE) build@$(TOOLS_CORE) $(MAKE) --no-print-directory build
-	@for s in $(SCENARIOS); do $(STAGE) molecule-$$s@$(TOOLS_CORE) $(MAKE) --no-print-directory molecule-$$s || exit 1; done
-	@for s in $(OLDEST_SCENARIOS); do $(STAGE) molecule-$$s@$(OLDEST_CORE) $(MAKE) --no-print-directory molecule-$$s CORE=$(OLDEST_CORE) PIPELINING=False || exit 1; done
+	@tests/harness/lanes $(MOLECULE_LANES)
 	@$(STAGE) --summary
 
 setup:
