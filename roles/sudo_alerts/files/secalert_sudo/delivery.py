@@ -16,9 +16,10 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
 _CHILD_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/"}
 
 
-def bump_counter(path):
-    """Count a dropped event: the counter file's size is the number of drops since boot."""
-    if not path:
+def bump_counter(path, count=1):
+    """Count dropped events: the counter file's size is the number of drops not yet
+    reported (claim_drops takes them)."""
+    if not path or count < 1:
         return
     flags = (os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK
              | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
@@ -29,7 +30,7 @@ def bump_counter(path):
             os.mkdir(os.path.dirname(path), 0o700)
             fd = os.open(path, flags, 0o600)
         try:
-            os.write(fd, b".")
+            os.write(fd, b"." * count)
         finally:
             os.close(fd)
     except OSError:
@@ -41,6 +42,35 @@ def drop_count(path):
         return os.stat(path).st_size if path else 0
     except OSError:
         return 0
+
+
+def claim_drops(path):
+    """Take the drops counted so far, so that each is reported once: ``(count, claim)``.
+
+    The counter is renamed to a name of this process's own (atomic: of two sudo calls at
+    once only one gets a count); ``settle_drops`` removes the claim once the report is
+    out, or puts the count back. ``(0, None)`` when there is nothing to report (one stat,
+    no other system call)."""
+    if not path or drop_count(path) == 0:
+        return 0, None
+    claim = f"{path}.{os.getpid()}.claim"
+    try:
+        os.rename(path, claim)
+        return drop_count(claim), claim
+    except OSError:
+        return 0, None
+
+
+def settle_drops(path, claim, count, reported):
+    """After the report of a claim: drop the claim, and count again what was not reported."""
+    if claim is None:
+        return
+    if not reported:
+        bump_counter(path, count)
+    try:
+        os.unlink(claim)
+    except OSError:
+        pass
 
 
 def syslog_frame(message, facility, severity, ident, pid, now=None):

@@ -203,14 +203,7 @@ class SecalertAuditPlugin(_PluginBase):
             "plugin_id": self._options.get("Id"),
         }
         argv = list(run_argv or ()) or list(self._typed)
-        out, raw = event.build(decision, plugin_name, reason, fields, argv, limits)
-        dropped = delivery.drop_count(self._settings["syslog"]["drop_counter"] if self._settings
-                                      else config.DEFAULT_SETTINGS["syslog"]["drop_counter"])
-        if dropped:
-            truncated = out.pop("truncated")
-            out["dropped"] = dropped
-            out["truncated"] = truncated
-        return out, raw
+        return event.build(decision, plugin_name, reason, fields, argv, limits)
 
     def _runas_user(self, info):
         name = info.get("runas_user") or self._sudo_settings.get("runas_user")
@@ -264,6 +257,7 @@ class SecalertAuditPlugin(_PluginBase):
     def _deliver(self, out):
         """Send one event; True when it reached the spool (with a sender) or syslog."""
         settings = self._settings
+        self._report_drops()
         line = self._serialise(out)
         severity = out.get("severity", "info")
         direct_ok = None
@@ -299,7 +293,7 @@ class SecalertAuditPlugin(_PluginBase):
             return False
         return True
 
-    def _send_syslog(self, line, severity):
+    def _send_syslog(self, line, severity, count_drop=True):
         cfg = (self._settings or config.DEFAULT_SETTINGS)["syslog"]
         pid = event.to_int(self._user_info.get("pid")) or os.getpid()
         frame = delivery.syslog_frame(line, cfg["facility"], severity, cfg["ident"], pid)
@@ -307,20 +301,34 @@ class SecalertAuditPlugin(_PluginBase):
         if failure is not None:
             failure = delivery.send_syslog(frame, cfg["socket"])
         if failure is not None:
-            delivery.bump_counter(cfg["drop_counter"])
+            if count_drop:
+                delivery.bump_counter(cfg["drop_counter"])
             return False
         return True
 
-    def _fault(self, where, description, config_fault=False):
-        """Report an internal fault to syslog (never to the user). Never raises."""
+    def _report_drops(self):
+        """Events that no syslog socket took were counted (drop_counter): report them once,
+        with their count, as a fault event of their own before the next event; a report
+        that is not delivered either puts its count back."""
+        counter = self._settings["syslog"]["drop_counter"]
+        count, claim = delivery.claim_drops(counter)
+        if claim is not None:
+            reported = self._fault(
+                "syslog", f"{count} earlier sudo event(s) could not be logged: no syslog "
+                "socket took them", count_drop=False)
+            delivery.settle_drops(counter, claim, count, reported)
+
+    def _fault(self, where, description, config_fault=False, count_drop=True):
+        """Report an internal fault to syslog (never to the user); True if it reached
+        syslog. Never raises."""
         try:
             self._faults += 1
             if config_fault:
                 self._config_broken = True
             out = event.fault(where, description, self._user_info, self._fail_closed)
-            self._send_syslog(event.fault_line(out), "error")
-        except BaseException:  # noqa: BLE001, S110 - last resort: stay silent, stay open
-            pass
+            return self._send_syslog(event.fault_line(out), "error", count_drop)
+        except BaseException:  # noqa: BLE001 - last resort: stay silent, stay open
+            return False
 
     def _deny(self, why, reject=False):
         """Refuse the command (fail_closed): REJECT from accept(), ERROR from open().

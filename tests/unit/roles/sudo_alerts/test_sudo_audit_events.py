@@ -1,6 +1,7 @@
 """Events: fields, one per command, close events, hostile input, truncation."""
 
 import json
+import os
 
 import pytest
 import sudo
@@ -191,13 +192,41 @@ def test_user_fields_are_cleaned(write_config, receiver):
     assert event["user"] == "ali\\x1b[2Jce" and event["cwd"] == "/tmp/\\x0aevil"
 
 
-def test_plugin_id_and_drop_count_in_events(write_config, receiver, shortdir):
+def test_plugin_id_in_events(write_config, receiver):
+    run_accepted(make_plugin(write_config(), extra_options=("Id=second",)), ["/usr/bin/id"])
+    (event,) = receiver.events()
+    assert event["plugin_id"] == "second"
+
+
+def test_drops_are_reported_once_with_their_count(write_config, receiver, shortdir):
     path = write_config()
     with open(shortdir + "/drops", "wb") as fh:
         fh.write(b"...")
-    run_accepted(make_plugin(path, extra_options=("Id=second",)), ["/usr/bin/id"])
-    (event,) = receiver.events()
-    assert event["plugin_id"] == "second" and event["dropped"] == 3
+    run_accepted(make_plugin(path), ["/usr/bin/id"])
+    fault, accepted = receiver.events()
+    assert fault["type"] == "fault" and fault["where"] == "syslog", fault
+    assert fault["error"].startswith("3 earlier sudo event(s) could not be logged"), fault
+    assert fault["severity"] == "error"
+    assert accepted["command"] == "/usr/bin/id" and "dropped" not in accepted
+    assert [x for x in os.listdir(shortdir) if x.startswith("drops")] == []  # no claim left
+    # reported: the next command carries no report
+    run_accepted(make_plugin(path), ["/usr/bin/true"])
+    assert [e["command"] for e in receiver.events()] == ["/usr/bin/true"]
+
+
+def test_a_report_that_is_not_delivered_keeps_its_count(shortdir):
+    counter = os.path.join(shortdir, "drops")
+    delivery.bump_counter(counter, 4)
+    count, claim = delivery.claim_drops(counter)
+    assert count == 4 and delivery.drop_count(counter) == 0
+    # a sudo call running meanwhile finds nothing to claim, and counts its own drop
+    assert delivery.claim_drops(counter) == (0, None)
+    delivery.bump_counter(counter)
+    delivery.settle_drops(counter, claim, count, reported=False)
+    assert delivery.drop_count(counter) == 5 and not os.path.exists(claim)
+    count, claim = delivery.claim_drops(counter)
+    delivery.settle_drops(counter, claim, count, reported=True)
+    assert count == 5 and delivery.drop_count(counter) == 0 and not os.path.exists(claim)
 
 
 def test_show_version():
