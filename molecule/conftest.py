@@ -169,3 +169,15 @@ def token_leaks(host, token):
     if token in host.check_output("ps -eo args"):
         found.append("process arguments")
     return found
+
+
+def record_figure(text):
+    """Print a measured figure and keep it in .cache/figures (``make test``'s summary
+    lists them), named by scenario and ansible-core version."""
+    from ansible.release import __version__ as core  # the core this scenario runs on
+
+    line = f"{os.environ['MOLECULE_SCENARIO_NAME']}@{core}: {text}"
+    print(line)
+    path = os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], ".cache", "figures")
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(line + "\n")

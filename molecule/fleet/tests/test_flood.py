@@ -1,0 +1,76 @@
+"""A flood cannot bury a critical event (#9): 500 refused `sudo -n` calls by one user
+(mallory, who has no sudoers entry) and, in their middle, one real critical event (root
+reads /etc/shadow through sudo), through the whole shipped path: the plugin on the
+client, syslog-ng, the TLS relay, the server's digests and its rate limit (5 a minute).
+
+Runtime behaviour, not Ansible's: it runs on the newest core only."""
+
+import os
+import re
+
+import pytest
+from ansible.release import __version__ as CORE
+from conftest import record_figure, wait_for
+
+CLIENT = "secalert-fleet-debian12"
+FLOOD = 500
+# "• secalert-sudo: 250 × sudo error on HOST: mallory ran /bin/cat, first: ...; last: ..."
+FOLDED = re.compile(r"^• \S+: (\d+) × sudo (?:error|reject) on \S+: mallory ran /bin/cat\b")
+
+pytestmark = pytest.mark.skipif(
+    not CORE.startswith(os.environ.get("TOOLS_CORE", "") + "."),
+    reason="runtime behaviour: once, on the newest core")
+
+
+def _tally(messages, marker):
+    """(mallory's refusals these notifications account for, the notifications that carry
+    the critical event with the line that shows it): a folded line counts its N, a listed
+    line or a notification of its own counts 1."""
+    counted, critical = 0, []
+    listed = f"mallory ran /bin/cat (arguments: /etc/{marker}-"
+    for message in sorted(messages, key=lambda m: m["id"]):
+        body = message["body"] or ""
+        for line in body.splitlines():
+            fold = FOLDED.match(line)
+            if fold and marker in line:
+                counted += int(fold.group(1))
+            elif line.startswith(("• " + listed, listed)):
+                counted += 1
+            if f"/tmp/{marker}-critical" in line:
+                critical.append((message, line))
+    return counted, critical
+
+
+def test_a_flood_of_refused_sudo_does_not_bury_a_critical_event(hosts, receiver, marker):
+    client = hosts[CLIENT]
+    half = FLOOD // 2
+
+    def refusals(first, last):
+        loop = (f"for i in $(seq {first} {last}); do sudo -n /bin/cat /etc/{marker}-$i "
+                ">/dev/null 2>&1; done")
+        return "su - mallory -c '" + loop + "'"
+
+    script = (f"{refusals(1, half)}; date +%s.%N >/root/{marker}.t; "
+              f"sudo -n /usr/bin/stat /etc/shadow /tmp/{marker}-critical >/dev/null 2>&1; "
+              f"{refusals(half + 1, FLOOD)}")
+    out = client.run("timeout 300 bash -c %s", script)
+    assert out.rc == 0, out.stderr
+    sent = float(client.check_output("cat /root/%s.t", marker))
+
+    def complete():
+        counted, critical = _tally(receiver.messages(contains=marker), marker)
+        return bool(critical) and counted >= FLOOD
+
+    wait_for(complete, 300, interval=2)
+    counted, critical = _tally(receiver.messages(contains=marker), marker)
+    assert critical, "the critical event never arrived"
+    first, line = critical[0]
+    # The first notification that carries it shows it by its own line (who, what, the
+    # rule), not folded into the flood; and it is a critical (failure) notification.
+    assert line.startswith(("• root ran /usr/bin/stat", "root ran /usr/bin/stat")), line
+    assert line.endswith("accept by rule sensitive-file, critical"), line
+    assert first["type"] == "failure", first
+    assert counted == FLOOD, f"mallory's refusals accounted for: {counted} of {FLOOD}"
+    record_figure(f"flood of {FLOOD} refused sudo + 1 critical: its first notification "
+                  f"{first['time'] - sent:.1f} s after sudo ran; all {counted} refusals "
+                  f"counted in {len(receiver.messages(contains=marker))} notifications")
