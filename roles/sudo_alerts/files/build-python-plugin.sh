@@ -2,7 +2,7 @@
 # Build sudo's python_plugin.so from the distribution's own source package for the exact
 # sudo installed on this Debian host, with the configure options of the distribution's
 # binary (`sudo -V`) plus --enable-python and secalert's UTF-8 patch.
-# Recipe and timings: BUILD-NOTES.md.
+# Recipe and timings: docs/sudo-plugin-build.md in the collection.
 #
 #   build-python-plugin.sh OUT_DIR PATCH
 #

@@ -1,7 +1,8 @@
 """syslog-ng python() destination that sends alerts through Apprise.
 
-Used through the ``apprise()`` block in ``secalert-apprise.conf``; see NOTES.md for the
-design. One code base for syslog-ng 3.38 (no ``syslogng.LogDestination``) and 4.x.
+Used through the ``apprise()`` block in ``secalert-apprise.conf``; see the collection's
+docs/syslog-ng-destination.md for the design. One code base for syslog-ng 3.38 (no
+``syslogng.LogDestination``) and 4.x.
 
 Delivery model (nothing is acknowledged before it is delivered or deliberately dropped):
 
