@@ -5,17 +5,16 @@ test then waits (bounded) until sudo works for root and alice, checks the guard'
 event in auth.log (what the event carries) and the "sudo alerts OFF on <host>" alert at
 the receiver, repairs the fault, re-enables the plugin and waits for "back on". The
 figures (sudo calls denied while the fault was in place, seconds until the OFF alert)
-are printed and, when SECALERT_GUARD_FIGURES names a file, appended to it: they are
-reported, never asserted.
+are recorded (conftest.record_figure: printed, and listed at the end of `make test`):
+they are reported, never asserted.
 """
 
 import json
-import os
 import shlex
 import time
 
 import pytest
-from conftest import start_sudo_probe, sudo_probe_result, wait_for
+from conftest import record_figure, start_sudo_probe, sudo_probe_result, wait_for
 from test_sudo_alerts import CTL, MARK, MODULE, diagnose, reenable, sudo_works
 
 SO = "/usr/libexec/secalert/python_plugin.so"
@@ -32,12 +31,7 @@ def host(request, hosts):
 
 
 def figure(test, **values):
-    line = json.dumps({"test": test, **values})
-    print("FIGURE", line)
-    path = os.environ.get("SECALERT_GUARD_FIGURES")
-    if path:
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
+    record_figure(json.dumps({"test": test, **values}))
 
 
 def nodename(host):

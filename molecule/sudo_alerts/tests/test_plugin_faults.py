@@ -12,7 +12,7 @@ import json
 import time
 
 import pytest
-from conftest import start_sudo_probe, sudo_probe_result, wait_for
+from conftest import record_figure, start_sudo_probe, sudo_probe_result, wait_for
 from test_sudo_alerts import CTL, as_user, diagnose
 
 ROOT = "/usr/libexec/secalert/sudo-plugin"
@@ -52,7 +52,7 @@ def host(request, hosts):
 
 
 def figure(**values):
-    print("FIGURE", json.dumps(values))
+    record_figure(json.dumps(values))
 
 
 def auth_lines(host):

@@ -8,7 +8,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import wait_for
+from conftest import record_figure, wait_for
 
 CLIENT = "secalert-syslog_ng_relay-debian12"
 SERVER = "secalert-syslog_ng_relay-debian13"
@@ -63,12 +63,13 @@ def test_a_stopped_client_is_reported_silent_then_back(client, server, receiver)
     try:
         got, waited = wait_titled(receiver, "host relay-client silent for", BOUND + 60)
         assert len(got) == 1, diagnostics(server)
-        print(f"silent alert {waited:.1f} s after the client's syslog-ng stopped (bound {BOUND} s)")
+        record_figure(f"silent alert {waited:.1f} s after the client's syslog-ng stopped "
+                      f"(bound {BOUND} s)")
     finally:
         client.check_output("systemctl start syslog-ng")
     got, waited = wait_titled(receiver, "host relay-client back after", 60)
     assert len(got) == 1, diagnostics(server)
-    print(f"back alert {waited:.1f} s after the client's syslog-ng started")
+    record_figure(f"back alert {waited:.1f} s after the client's syslog-ng started")
 
 
 def test_a_cut_link_is_reported_silent_then_back(client, server, receiver):
@@ -82,7 +83,7 @@ def test_a_cut_link_is_reported_silent_then_back(client, server, receiver):
         ok = wait_for(lambda: len(titled(receiver, "host relay-client silent for")) > before,
                       BOUND + 60, interval=1)
         assert ok, diagnostics(server)
-        print(f"silent alert {time.monotonic() - start:.1f} s after the link was cut")
+        record_figure(f"silent alert {time.monotonic() - start:.1f} s after the link was cut")
     finally:
         podman("network", "connect", "--ip", address, "--alias", "relay-client", NETWORK, CLIENT)
     before_back = len(titled(receiver, "host relay-client back after"))
@@ -90,7 +91,7 @@ def test_a_cut_link_is_reported_silent_then_back(client, server, receiver):
     ok = wait_for(lambda: len(titled(receiver, "host relay-client back after")) > before_back,
                   300, interval=2)
     assert ok, diagnostics(server) + client.run("journalctl -u syslog-ng -n 20 --no-pager").stdout
-    print(f"back alert {time.monotonic() - start:.1f} s after the link returned")
+    record_figure(f"back alert {time.monotonic() - start:.1f} s after the link returned")
 
 
 def test_the_watchdog_arrives_and_stops_with_the_server(server, receiver):

@@ -4,7 +4,7 @@ event by event inside the digests (not by notifications)."""
 
 import re
 
-from conftest import counted_events, wait_for
+from conftest import counted_events, record_figure, wait_for
 
 PER_PHASE = 10
 
@@ -73,7 +73,7 @@ def test_outage_500_429_down_restart_then_recovery_loses_nothing(
     for name, host in hosts.items():
         mine = {e for e in expected if f" {name} " in e}
         counted, listed = accounted(got, marker, host_names[name])
-        print(f"{name}: {len(mine)} sent, {counted} counted in "
+        record_figure(f"outage, {name}: {len(mine)} sent, {counted} counted in "
               f"{sum(host_names[name] in m['title'] for m in got)} notification(s), "
               f"{len(listed & mine)} listed")
         assert listed >= mine, (
