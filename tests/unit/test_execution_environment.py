@@ -84,6 +84,11 @@ def test_unit_tests_use_the_apprise_the_role_installs():
     assert _pins("tests/requirements-units.txt").get("apprise") == _role_apprise_version()
 
 
+SHELL_COMMAND = re.compile(r"(?:^|\$\(|;|&&|\|\|)\s*([A-Za-z][\w.-]*)(?![\w.-]*=)")
+SHELL_BUILTINS = {"set", "trap", "cd", "export", "exit", "test", "echo", "printf"}
+COREUTILS = {"mkdir", "mktemp", "mv", "rm", "cp", "ln", "chmod", "cat"}
+
+
 def test_bindep_lists_what_the_controller_runs_for_the_wheelhouse():
     names = _bindep_names(_ee_dependencies()["system"])
     assert len(names) == len(set(names)), names
@@ -93,11 +98,24 @@ def test_bindep_lists_what_the_controller_runs_for_the_wheelhouse():
     def walk(items):
         for task in items or []:
             walk(task.get("block"))
+            if task.get("delegate_to") != "localhost":
+                continue
             argv = (task.get("ansible.builtin.command") or {}).get("argv")
-            if task.get("delegate_to") == "localhost" and argv and "{{" not in argv[0]:
+            if argv and "{{" not in argv[0]:
                 commands.add(argv[0])
                 if argv[0] == "tar" and any("z" in a for a in argv[1:] if a.startswith("-")):
                     commands.add("gzip")
+            shell = task.get("ansible.builtin.shell")
+            script = shell.get("cmd", "") if isinstance(shell, dict) else shell or ""
+            for line in script.splitlines():
+                # the command word of each simple command: at the line's start, after
+                # $( ; && || (not an assignment, a variable or a quoted word)
+                for word in SHELL_COMMAND.findall(line):
+                    if word in SHELL_BUILTINS:
+                        continue
+                    commands.add("coreutils" if word in COREUTILS else word)
+                    if word == "tar" and re.search(r"\s-\w*z", line):
+                        commands.add("gzip")
 
     walk(tasks)
     assert commands, "no controller-side command found in roles/apprise/tasks/wheelhouse.yml"
