@@ -171,6 +171,16 @@ def token_leaks(host, token):
     return found
 
 
+# Tests of runtime behaviour (what hosts do, not what Ansible does) run once, on the
+# newest core (make exports TOOLS_CORE); a scenario that also runs on the oldest core
+# skips them there.
+newest_core_only = pytest.mark.skipif(
+    bool(os.environ.get("TOOLS_CORE"))
+    and not __import__("ansible.release").release.__version__.startswith(
+        os.environ.get("TOOLS_CORE", "") + "."),
+    reason="runtime behaviour: run once, on the newest core")
+
+
 def record_figure(text):
     """Print a measured figure and keep it in .cache/figures (``make test``'s summary
     lists them), named by scenario and ansible-core version."""

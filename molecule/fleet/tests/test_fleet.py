@@ -5,7 +5,7 @@ import re
 import subprocess
 
 import pytest
-from conftest import token_leaks
+from conftest import newest_core_only, token_leaks
 
 TOP = os.environ["MOLECULE_PROJECT_DIRECTORY"]
 VAULT = ["--vault-id", f"demo@{TOP}/demo/vault-password.txt"]
@@ -70,6 +70,7 @@ def test_rejected_sudo_arrives_through_the_server(hosts, receiver, client, marke
     assert re.search(r": (reject|error) by rule denied, critical$", line), line
 
 
+@newest_core_only
 @pytest.mark.parametrize("client", CLIENTS)
 def test_failed_ssh_logins_arrive_through_the_server(hosts, receiver, client):
     for _attempt in range(3):
@@ -102,6 +103,7 @@ def test_clients_hold_no_apprise_configuration(hosts, token):
         assert leaked == "", f"{client}: {leaked}"
 
 
+@newest_core_only
 def test_no_token_in_world_readable_files_journal_or_processes(hosts, token):
     for name, host in hosts.items():
         assert token_leaks(host, token) == [], name
