@@ -74,8 +74,8 @@ def test_outage_500_429_down_restart_then_recovery_loses_nothing(
         mine = {e for e in expected if f" {name} " in e}
         counted, listed = accounted(got, marker, host_names[name])
         record_figure(f"outage, {name}: {len(mine)} sent, {counted} counted in "
-              f"{sum(host_names[name] in m['title'] for m in got)} notification(s), "
-              f"{len(listed & mine)} listed")
+                      f"{sum(host_names[name] in m['title'] for m in got)} notification(s), "
+                      f"{len(listed & mine)} listed")
         assert listed >= mine, (
             f"{name}: lost {sorted(mine - listed)}\n"
             + host.run("grep -F 'secalert apprise' /var/log/syslog | tail -n 30").stdout
