@@ -61,10 +61,14 @@ def test_a_host_without_a_client_certificate_cannot_post(client, receiver, marke
 
 
 def test_the_first_message_of_a_connection_is_not_believed_either(client, receiver, marker):
-    """syslog-ng has no CN for it yet: flagged as unverified, and it stamps no host alive."""
+    """syslog-ng usually has no CN for it yet (upstream issue 5579): then it is flagged as
+    unverified; when the handshake's CN is already there (seen in a loaded run), as a
+    mismatch. Either way the claimed name is not believed."""
     cert = f"-cert {TLS}/cert.pem -key {TLS}/key.pem "
     client.run("(printf '%%s' %s; sleep 3) | timeout 20 openssl s_client -quiet -connect "
                f"alerts:6514 -CAfile {TLS}/ca.pem {cert}-verify_return_error",
                frame("ghost-client", marker))
     got = receiver.messages(contains=marker, wait=40, count=1)
-    assert [m["title"] for m in got] == [f"[unverified host ghost-client] posted {marker}"]
+    assert [m["title"] for m in got] in (
+        [f"[unverified host ghost-client] posted {marker}"],
+        [f"[host mismatch: certificate relay-client, claims ghost-client] posted {marker}"])
