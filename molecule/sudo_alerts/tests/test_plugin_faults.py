@@ -93,7 +93,11 @@ def test_a_broken_package_leaves_sudo_working_and_is_reported(host, fault):
         assert events, diagnose(host)
         logged = entry_events(host, first)
         faults = [e for e in logged if e["type"] == "fault"]
-        assert faults and all(words in e["error"] for e in faults), logged
+        # rsyslog may write the previous fault's last events after `first` (a loaded run):
+        # every fault names this fault or another of FAULTS, and this one is there
+        assert any(words in e["error"] for e in faults), logged
+        assert all(any(w in e["error"] for _b, _r, w in FAULTS.values()) for e in faults), logged
+        faults = [e for e in faults if words in e["error"]]
         assert {e["fail_closed"] for e in faults} == {False}
         (off,) = [e for e in logged if e["type"] == "status"]
         assert (off["state"], off["where"], off["severity"]) == ("off", "entry", "critical")
