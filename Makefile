@@ -65,15 +65,14 @@ SCENARIOS := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard molecule/*/molecul
 .PHONY: test setup lint docs sanity units build molecule clean demo demo-clean bench-fleet bench-syslog-ng bench-sudo $(addprefix molecule-,$(SCENARIOS))
 
 test:
-	@mkdir -p $(CACHE); rm -f $(CACHE)/stages $(CACHE)/figures; date +%s >$(CACHE)/started
+	@mkdir -p $(CACHE); rm -f $(CACHE)/stages $(CACHE)/figures $(CACHE)/failed; date +%s >$(CACHE)/started
 	@$(STAGE) setup $(MAKE) --no-print-directory setup
 	@$(STAGE) lint@$(TOOLS_CORE) $(MAKE) --no-print-directory lint
 	@$(STAGE) docs@$(TOOLS_CORE) $(MAKE) --no-print-directory docs
 	@for c in $(CORES); do $(STAGE) units@$$c $(MAKE) --no-print-directory units CORE=$$c || exit 1; done
 	@for c in $(CORES); do $(STAGE) sanity@$$c $(MAKE) --no-print-directory sanity CORE=$$c || exit 1; done
 	@$(STAGE) build@$(TOOLS_CORE) $(MAKE) --no-print-directory build
-	@tests/harness/lanes $(MOLECULE_LANES)
-	@$(STAGE) --summary
+	@rc=0; tests/harness/lanes $(MOLECULE_LANES) || rc=$$?; $(STAGE) --summary; exit $$rc
 
 setup:
 	tests/harness/setup
@@ -101,13 +100,14 @@ build:
 molecule: $(addprefix molecule-,$(SCENARIOS))
 
 # Molecule destroys the scenario after a failure; the trap also cleans up after Ctrl-C.
-# The output is kept in .cache/molecule-<scenario>@<core>.log; a deprecation warning in it
+# The output is kept in .cache/molecule-<scenario>@<core>.log (its step lines timed by
+# tests/harness/stamp); a deprecation warning in it
 # fails the scenario. MOLECULE_LOCK=1 waits for /tmp/secalert-molecule-<scenario>.lock
 # (machines where several people run the same scenarios).
 $(addprefix molecule-,$(SCENARIOS)): molecule-%:
 	@[ -x $(VENV)/bin/molecule ] || { echo "ansible-core $(CORE)'s venv has no Molecule (tests/requirements-core-$(CORE).txt)" >&2; exit 2; }
 	trap 'tests/harness/cleanup $*; exit 130' INT TERM; \
-	$(if $(MOLECULE_LOCK),flock /tmp/secalert-molecule-$*.lock) molecule test -s $* 2>&1 | tee $(CACHE)/molecule-$*@$(CORE).log || { tests/harness/cleanup $*; exit 1; }; \
+	$(if $(MOLECULE_LOCK),flock /tmp/secalert-molecule-$*.lock) molecule test -s $* 2>&1 | tests/harness/stamp | tee $(CACHE)/molecule-$*@$(CORE).log || { tests/harness/cleanup $*; exit 1; }; \
 	tests/harness/no-deprecations $(CACHE)/molecule-$*@$(CORE).log
 
 demo:
