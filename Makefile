@@ -101,13 +101,15 @@ molecule: $(addprefix molecule-,$(SCENARIOS))
 
 # Molecule destroys the scenario after a failure; the trap also cleans up after Ctrl-C.
 # The output is kept in .cache/molecule-<scenario>@<core>.log (its step lines timed by
-# tests/harness/stamp); a deprecation warning in it
+# tests/harness/stamp, each playbook's ten slowest tasks at its end: the harness's
+# task_times callback); a deprecation warning in it
 # fails the scenario. MOLECULE_LOCK=1 waits for /tmp/secalert-molecule-<scenario>.lock
 # (machines where several people run the same scenarios).
 $(addprefix molecule-,$(SCENARIOS)): molecule-%:
 	@[ -x $(VENV)/bin/molecule ] || { echo "ansible-core $(CORE)'s venv has no Molecule (tests/requirements-core-$(CORE).txt)" >&2; exit 2; }
 	trap 'tests/harness/cleanup $*; exit 130' INT TERM; \
-	$(if $(MOLECULE_LOCK),flock /tmp/secalert-molecule-$*.lock) molecule test -s $* 2>&1 | tests/harness/stamp | tee $(CACHE)/molecule-$*@$(CORE).log || { tests/harness/cleanup $*; exit 1; }; \
+	ANSIBLE_CALLBACK_PLUGINS=$(TOP)/tests/harness/callback_plugins ANSIBLE_CALLBACKS_ENABLED=task_times \
+	  $(if $(MOLECULE_LOCK),flock /tmp/secalert-molecule-$*.lock) molecule test -s $* 2>&1 | tests/harness/stamp | tee $(CACHE)/molecule-$*@$(CORE).log || { tests/harness/cleanup $*; exit 1; }; \
 	tests/harness/no-deprecations $(CACHE)/molecule-$*@$(CORE).log
 
 demo:

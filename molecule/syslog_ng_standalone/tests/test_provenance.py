@@ -134,16 +134,63 @@ def test_fault_event_has_its_own_title(hosts, receiver, marker):
                for m in got)
 
 
+def _journal_comm(host, text):
+    """The _COMM journald recorded for the line holding ``text`` ("" when it had none)."""
+    out = host.run("journalctl --no-pager -o json --output-fields=_COMM,MESSAGE -g %s",
+                   text).stdout
+    entries = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert entries, f"no journal entry for {text}"
+    return entries[-1].get("_COMM", "")
+
+
 def test_real_sudo_by_a_user_alerts_as_sudo_log(hosts, receiver, marker):
     for host in hosts.values():
         host.check_output("install -d -o alice /tmp/%s", marker)
         out = host.run("cd /tmp/%s && runuser -u alice -- sudo -n /usr/bin/true", marker)
         assert out.rc == 0, out.stderr
     got = receiver.messages(contains=marker, channel="json", wait=40, count=len(hosts))
-    assert sorted(m["title"] for m in got) == sorted(
-        f"sudo on {hostname(h)}" for h in hosts.values()), "\n".join(
-        diagnostics(h) for h in hosts.values())
-    assert all("COMMAND=/usr/bin/true" in m["body"] for m in got)
+    uid = hosts[next(iter(hosts))].check_output("id -u alice")
+    for host in hosts.values():
+        name = hostname(host)
+        mine = [m for m in got if m["title"].endswith(f" on {name}")
+                or f" on {name}: " in m["title"]]
+        assert len(mine) == 1, f"{name}: {[m['title'] for m in got]}\n" + diagnostics(host)
+        alert = mine[0]
+        assert "COMMAND=/usr/bin/true" in alert["body"], alert
+        if alert["title"] == f"sudo on {name}":
+            continue
+        # Under load journald may read /proc after sudo exited: then it records no command
+        # and the line cannot be verified. It is shown as a possible forgery (never
+        # believed, never lost), and only then: the journal must lack the command.
+        assert alert["title"] == FORGERY_TITLE.format(h=name, rule="sudo_log", uid=uid), alert
+        assert _journal_comm(host, f"PWD=/tmp/{marker} ") == "", alert
+        assert "command unknown (the process exited before journald" in alert["body"], alert
+
+
+def test_a_sender_gone_before_journald_reads_it_is_shown_unverified(hosts, receiver, marker):
+    """journald reads a sender's command and capabilities from /proc when it gets to the
+    line: real sudo that has exited by then cannot be verified (seen on a loaded host).
+    Made certain here by holding journald (SIGSTOP) while alice's sudo runs and exits."""
+    uid = hosts[next(iter(hosts))].check_output("id -u alice")
+    for host in hosts.values():
+        host.check_output("install -d -o alice /tmp/%s", marker)
+        pid = host.check_output("systemctl show --property MainPID --value systemd-journald")
+        assert int(pid) > 1, pid
+        try:
+            host.check_output("kill -STOP %s", pid)
+            out = host.run("cd /tmp/%s && timeout 20 runuser -u alice -- sudo -n /usr/bin/true",
+                           marker)
+        finally:
+            host.run("kill -CONT %s", pid)
+        assert out.rc == 0, out.stderr
+    got = receiver.messages(contains=marker, channel="json", wait=40, count=len(hosts))
+    for host in hosts.values():
+        name = hostname(host)
+        mine = [m for m in got if f" on {name}" in m["title"]]
+        assert [m["title"] for m in mine] == [
+            FORGERY_TITLE.format(h=name, rule="sudo_log", uid=uid)], [m["title"] for m in got]
+        assert "command unknown (the process exited before journald" in mine[0]["body"], mine
+        assert "COMMAND=/usr/bin/true" in mine[0]["body"], mine
 
 
 def arrived_per_host(hosts, got, title):
