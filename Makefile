@@ -55,9 +55,10 @@ PIPELINING ?= True
 export ANSIBLE_PIPELINING := $(PIPELINING)
 
 # make test runs the scenarios in lanes side by side (tests/harness/lanes): a scenario mostly
-# waits for alerts (windows, rate limits, silence bounds). Every scenario is in one lane
-# (its containers have fixed names); fleet on the oldest core shares fleet's lane.
-MOLECULE_LANES ?= "fleet fleet@$(OLDEST_CORE):False" "sudo_alerts apprise" \
+# waits for alerts (windows, rate limits, silence bounds). Every scenario is in a lane;
+# fleet on the oldest core has names of its own (run_of, below), so it runs beside fleet,
+# after apprise: by then fleet has put the sudo plugins it built in the shared cache.
+MOLECULE_LANES ?= "fleet" "sudo_alerts" "apprise fleet@$(OLDEST_CORE):False" \
   "syslog_ng_relay syslog_ng_standalone"
 
 SCENARIOS := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard molecule/*/molecule.yml)))))
@@ -105,11 +106,19 @@ molecule: $(addprefix molecule-,$(SCENARIOS))
 # task_times callback); a deprecation warning in it
 # fails the scenario. MOLECULE_LOCK=1 waits for /tmp/secalert-molecule-<scenario>.lock
 # (machines where several people run the same scenarios).
+#
+# A run on the newest stable core uses the scenario's own names (secalert-<scenario>-*);
+# a run on another core is "<scenario>-<core>": its containers, network, receiver and
+# Molecule state carry that name (molecule/shared/create.yml), so fleet on two cores can
+# run side by side. Inventory names (and the TLS certificates made for them) stay.
+run_of = $(if $(filter $(CORE),$(TOOLS_CORE)),$(1),$(1)-$(CORE))
 $(addprefix molecule-,$(SCENARIOS)): molecule-%:
 	@[ -x $(VENV)/bin/molecule ] || { echo "ansible-core $(CORE)'s venv has no Molecule (tests/requirements-core-$(CORE).txt)" >&2; exit 2; }
-	trap 'tests/harness/cleanup $*; exit 130' INT TERM; \
+	trap 'tests/harness/cleanup $(call run_of,$*); exit 130' INT TERM; \
+	SECALERT_RUN=$(call run_of,$*) \
+	$(if $(filter $(CORE),$(TOOLS_CORE)),,MOLECULE_EPHEMERAL_DIRECTORY=$(CACHE)/molecule-state/$(call run_of,$*)) \
 	ANSIBLE_CALLBACK_PLUGINS=$(TOP)/tests/harness/callback_plugins ANSIBLE_CALLBACKS_ENABLED=task_times \
-	  $(if $(MOLECULE_LOCK),flock /tmp/secalert-molecule-$*.lock) molecule test -s $* 2>&1 | tests/harness/stamp | tee $(CACHE)/molecule-$*@$(CORE).log || { tests/harness/cleanup $*; exit 1; }; \
+	  $(if $(MOLECULE_LOCK),flock /tmp/secalert-molecule-$(call run_of,$*).lock) molecule test -s $* 2>&1 | tests/harness/stamp | tee $(CACHE)/molecule-$*@$(CORE).log || { tests/harness/cleanup $(call run_of,$*); exit 1; }; \
 	tests/harness/no-deprecations $(CACHE)/molecule-$*@$(CORE).log
 
 demo:

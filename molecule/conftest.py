@@ -1,8 +1,9 @@
 """Fixtures shared by the Molecule scenarios' testinfra tests.
 
-Hosts are reached as ``podman://NAME`` (ten times faster than testinfra's Ansible
-backend); the receiver is queried with ``podman exec``; playbooks run with the scenario's
-own inventory, so group_vars apply exactly as in converge.
+Hosts are reached as ``podman://CONTAINER`` (ten times faster than testinfra's Ansible
+backend), keyed by inventory name; the receiver is queried with ``podman exec``;
+playbooks run with the scenario's own inventory, so group_vars apply exactly as in
+converge.
 """
 
 import json
@@ -20,6 +21,28 @@ import yaml
 def _scenario():
     with open(os.environ["MOLECULE_FILE"], encoding="utf-8") as handle:
         return yaml.safe_load(handle)
+
+
+def run_name():
+    """The run's name: the scenario's, or the Makefile's "<scenario>-<core>" on a core other
+    than the newest (molecule/shared/create.yml names the run's podman objects by it)."""
+    return os.environ.get("SECALERT_RUN") or os.environ["MOLECULE_SCENARIO_NAME"]
+
+
+def network():
+    """The run's podman network."""
+    return f"secalert-{run_name()}"
+
+
+def container(platform):
+    """The podman container of a platform (inventory name) in this run."""
+    path = os.environ.get("MOLECULE_INSTANCE_CONFIG", "")
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as handle:
+            for instance in yaml.safe_load(handle) or []:
+                if instance["instance"] == platform:
+                    return instance["address"]
+    return platform
 
 
 class Receiver:
@@ -96,7 +119,7 @@ def platform_names(scenario):
 
 @pytest.fixture(scope="session")
 def hosts(platform_names):
-    return {name: testinfra.get_host(f"podman://{name}") for name in platform_names}
+    return {name: testinfra.get_host(f"podman://{container(name)}") for name in platform_names}
 
 
 @pytest.fixture(scope="session")
@@ -106,7 +129,7 @@ def group_vars(scenario):
 
 @pytest.fixture(scope="session")
 def receiver():
-    return Receiver(f"secalert-{os.environ['MOLECULE_SCENARIO_NAME']}-receiver")
+    return Receiver(f"{network()}-receiver")
 
 
 @pytest.fixture(scope="session")

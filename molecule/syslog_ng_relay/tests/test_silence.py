@@ -8,11 +8,10 @@ import subprocess
 import time
 
 import pytest
-from conftest import record_figure, wait_for
+from conftest import container, network, record_figure, wait_for
 
 CLIENT = "secalert-syslog_ng_relay-debian12"
 SERVER = "secalert-syslog_ng_relay-debian13"
-NETWORK = "secalert-syslog_ng_relay"
 BOUND = 45  # over the worst reconnect gap: heartbeat + time-reopen + a first message, no CN
 WATCHDOG = 15  # 4 a minute: within the 4 of 5 rate-limit slots lesser events may use
 
@@ -75,9 +74,9 @@ def test_a_stopped_client_is_reported_silent_then_back(client, server, receiver)
 def test_a_cut_link_is_reported_silent_then_back(client, server, receiver):
     before = len(titled(receiver, "host relay-client silent for"))
     # A cut cable: the same address comes back, and TCP's retransmissions resume the link.
-    template = '{{(index .NetworkSettings.Networks "' + NETWORK + '").IPAddress}}'
-    address = podman("inspect", "-f", template, CLIENT)
-    podman("network", "disconnect", NETWORK, CLIENT)
+    template = '{{(index .NetworkSettings.Networks "' + network() + '").IPAddress}}'
+    address = podman("inspect", "-f", template, container(CLIENT))
+    podman("network", "disconnect", network(), container(CLIENT))
     start = time.monotonic()
     try:
         ok = wait_for(lambda: len(titled(receiver, "host relay-client silent for")) > before,
@@ -85,7 +84,8 @@ def test_a_cut_link_is_reported_silent_then_back(client, server, receiver):
         assert ok, diagnostics(server)
         record_figure(f"silent alert {time.monotonic() - start:.1f} s after the link was cut")
     finally:
-        podman("network", "connect", "--ip", address, "--alias", "relay-client", NETWORK, CLIENT)
+        podman("network", "connect", "--ip", address, "--alias", "relay-client", network(),
+               container(CLIENT))
     before_back = len(titled(receiver, "host relay-client back after"))
     start = time.monotonic()
     ok = wait_for(lambda: len(titled(receiver, "host relay-client back after")) > before_back,
@@ -103,11 +103,11 @@ def test_the_watchdog_arrives_and_stops_with_the_server(server, receiver):
         diagnostics(server)
     # alone, or leading a digest of the ones the server's journal still held
     assert watchdogs()[-1]["title"].endswith("Watchdog: alert server alerts is alive")
-    podman("stop", "--time", "5", SERVER)
+    podman("stop", "--time", "5", container(SERVER))
     try:
         time.sleep(3)  # one already on its way may still land
         count = len(watchdogs())
         time.sleep(3 * WATCHDOG)
         assert len(watchdogs()) == count
     finally:
-        podman("start", SERVER)
+        podman("start", container(SERVER))
