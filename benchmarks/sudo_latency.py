@@ -278,9 +278,11 @@ def main():
         run(["podman", "exec", args.host, "python3", "-c", DRIVER, "restore", "{}"])
 
     print(f"sudo -n true on {args.host}, ms (ratio = median / median of `empty` in the "
-          "same receiver condition; burst rows: to `empty burst`)\n")
-    print("| receiver | config | n | median | p90 | ratio | cpu median | cpu ratio | failed |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "same receiver condition; burst rows: to `empty burst`; vs none = median / "
+          "median of `none`, no plugin, in the same condition)\n")
+    print("| receiver | config | n | median | p90 | ratio | vs none | cpu median | cpu ratio "
+          "| failed |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for condition in CONDITIONS:
         for name in CONFIGS + ["empty burst", "direct burst"]:
             cell = results.get((condition, name))
@@ -288,9 +290,11 @@ def main():
                 continue
             base = results[(condition, "empty burst" if "burst" in name else "empty")]
             floor, cpu_floor = median(base["samples"]), median(base["cpu"])
+            none = results.get((condition, "none"))
             values, cpu = cell["samples"], cell["cpu"]
+            native = f"{median(values) / median(none['samples']):.1f}x" if none else "-"
             print(f"| {condition} | {name} | {len(values)} | {median(values):.1f} | "
-                  f"{percentile(values, 0.9):.1f} | {median(values) / floor:.2f}x | "
+                  f"{percentile(values, 0.9):.1f} | {median(values) / floor:.2f}x | {native} | "
                   f"{median(cpu):.1f} | {median(cpu) / cpu_floor:.2f}x | "
                   f"{cell['failures']} |")
 
