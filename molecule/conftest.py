@@ -16,6 +16,7 @@ import uuid
 import pytest
 import testinfra
 import yaml
+from ansible.release import __version__ as CORE_VERSION  # the core this scenario runs on
 
 
 def _scenario():
@@ -199,17 +200,14 @@ def token_leaks(host, token):
 # skips them there.
 newest_core_only = pytest.mark.skipif(
     bool(os.environ.get("TOOLS_CORE"))
-    and not __import__("ansible.release").release.__version__.startswith(
-        os.environ.get("TOOLS_CORE", "") + "."),
+    and not CORE_VERSION.startswith(os.environ.get("TOOLS_CORE", "") + "."),
     reason="runtime behaviour: run once, on the newest core")
 
 
 def record_figure(text):
     """Print a measured figure and keep it in .cache/figures (``make test``'s summary
     lists them), named by scenario and ansible-core version."""
-    from ansible.release import __version__ as core  # the core this scenario runs on
-
-    line = f"{os.environ['MOLECULE_SCENARIO_NAME']}@{core}: {text}"
+    line = f"{os.environ['MOLECULE_SCENARIO_NAME']}@{CORE_VERSION}: {text}"
     print(line)
     path = os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], ".cache", "figures")
     with open(path, "a", encoding="utf-8") as handle:
