@@ -19,6 +19,17 @@ import yaml
 from ansible.release import __version__ as CORE_VERSION  # the core this scenario runs on
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "destructive: restarts or breaks what other tests use; runs last")
+
+
+def pytest_collection_modifyitems(items):
+    """Tests marked destructive run after all others (in their own order): their order
+    is stated by the mark, not by file names."""
+    items.sort(key=lambda item: item.get_closest_marker("destructive") is not None)
+
+
 def _scenario():
     with open(os.environ["MOLECULE_FILE"], encoding="utf-8") as handle:
         return yaml.safe_load(handle)

@@ -1,4 +1,6 @@
-"""Dead man's switch and watchdog (after test_relay.py, whose link tests restart things).
+"""Dead man's switch and watchdog. Destructive (it stops syslog-ng, cuts the link and
+stops the server), and it must follow test_relay.py's restarts: marked so, it runs after
+the scenario's other tests (molecule/conftest.py).
 
 The scenario's server expects relay-client (real) and ghost-client (never connects), with
 a 45 s bound checked every 3 s, and sends a watchdog every 15 s to /watchdog."""
@@ -9,6 +11,8 @@ import time
 
 import pytest
 from conftest import container, network, record_figure, wait_for
+
+pytestmark = pytest.mark.destructive
 
 CLIENT = "secalert-syslog_ng_relay-debian12"
 SERVER = "secalert-syslog_ng_relay-debian13"

@@ -1,10 +1,16 @@
 """Outage: HTTP 500, then 429, then the receiver down, syslog-ng restarted in between,
 then recovery. Every event sent meanwhile is accounted for in what arrives, counted
-event by event inside the digests (not by notifications)."""
+event by event inside the digests (not by notifications).
+
+Destructive (it restarts syslog-ng and takes the receiver down): marked so, it runs after
+every other test of the scenario (molecule/conftest.py)."""
 
 import re
 
+import pytest
 from conftest import counted_events, record_figure, wait_for
+
+pytestmark = pytest.mark.destructive
 
 PER_PHASE = 10
 
