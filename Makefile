@@ -108,10 +108,12 @@ molecule: $(addprefix molecule-,$(SCENARIOS))
 # (machines where several people run the same scenarios).
 #
 # A run on the newest stable core uses the scenario's own names (secalert-<scenario>-*);
-# a run on another core is "<scenario>-<core>": its containers, network, receiver and
+# a run on another core is "<scenario>-core<X_Y>": its containers, network, receiver and
 # Molecule state carry that name (molecule/shared/create.yml), so fleet on two cores can
 # run side by side. Inventory names (and the TLS certificates made for them) stay.
-run_of = $(if $(filter $(CORE),$(TOOLS_CORE)),$(1),$(1)-$(CORE))
+# (No dot in it: a container name is also an alias in the container's /etc/hosts, and
+# Python's getfqdn() takes the first name with a dot for the host's own name.)
+run_of = $(if $(filter $(CORE),$(TOOLS_CORE)),$(1),$(1)-core$(subst .,_,$(CORE)))
 $(addprefix molecule-,$(SCENARIOS)): molecule-%:
 	@[ -x $(VENV)/bin/molecule ] || { echo "ansible-core $(CORE)'s venv has no Molecule (tests/requirements-core-$(CORE).txt)" >&2; exit 2; }
 	trap 'tests/harness/cleanup $(call run_of,$*); exit 130' INT TERM; \

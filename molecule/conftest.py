@@ -36,7 +36,7 @@ def _scenario():
 
 
 def run_name():
-    """The run's name: the scenario's, or the Makefile's "<scenario>-<core>" on a core other
+    """The run's name: the scenario's, or the Makefile's "<scenario>-core<X_Y>" on a core other
     than the newest (molecule/shared/create.yml names the run's podman objects by it)."""
     return os.environ.get("SECALERT_RUN") or os.environ["MOLECULE_SCENARIO_NAME"]
 

@@ -73,11 +73,15 @@ def test_rejected_sudo_arrives_through_the_server(hosts, receiver, client, marke
 @newest_core_only
 @pytest.mark.parametrize("client", CLIENTS)
 def test_failed_ssh_logins_arrive_through_the_server(hosts, receiver, client):
+    codes = []
     for _attempt in range(3):
-        hosts[client].run(
-            "sshpass -p wrong ssh -o StrictHostKeyChecking=no -o PubkeyAuthentication=no "
-            "-o ConnectTimeout=5 alice@localhost true"
-        )
+        # A loaded host's sshd can take over 5 s to answer (seen: no attempt reached the
+        # password, so nothing was logged): wait up to 30 s. sshpass exits 5 when the
+        # password was refused, i.e. when sshd logged the failure.
+        codes.append(hosts[client].run(
+            "timeout 60 sshpass -p wrong ssh -o StrictHostKeyChecking=no "
+            "-o PubkeyAuthentication=no -o ConnectTimeout=30 alice@localhost true").rc)
+    assert 5 in codes, f"no attempt reached sshd's password check: {codes}"
     got = _wait_titles(receiver, f"SSH login failure on {client}", 1)
     assert got, f"no SSH alert from {client}"
     assert any("alice" in (m["body"] or "") for m in got)
