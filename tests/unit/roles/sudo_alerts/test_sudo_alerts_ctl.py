@@ -471,3 +471,22 @@ def test_a_logger_that_fails_quietly_is_noticed(host):
     host.sudo_broken()
     proc = host.run("guard", content=f"{OTHER}\n{LINE}\n")
     assert "could not log the off event to syslog: logger: send message failed" in proc.stderr
+
+
+def test_guard_keeps_checking_while_changes_go_on_then_disables_what_breaks(host):
+    """A burst of changes while the guard checks (its path unit reports none of them while
+    it runs): the guard looks again as long as the files change, not a fixed number of
+    times, so a plugin that breaks sudo at the end of the burst is still disabled."""
+    calls = host.tmp / "sudo-calls"
+    _script(host.bin / "sudo",
+            f"n=$(( $(cat {calls} 2>/dev/null || echo 0) + 1 )); echo $n > {calls}\n"
+            # the first 20 calls: the files change under the guard and sudo still works
+            f"if [ $n -le 20 ]; then touch \"$SECALERT_SUDO_CONF\"; "
+            "[ \"$1\" = -V ] && echo 'secalert sudo audit plugin version 9'; exit 0; fi\n"
+            f"grep -q '^Plugin python_audit .*ModulePath={MODULE}' \"$SECALERT_SUDO_CONF\" "
+            "&& { echo 'sudo: unable to load plugins' >&2; exit 1; }\nexit 0\n")
+    proc = host.run("guard", "--from", "test", content=AROUND.format(ours=LINE + "\n"))
+    assert proc.returncode == 0, proc.stderr
+    assert int(calls.read_text()) > 20, proc.stderr
+    assert host.text() == AROUND.format(ours=MARK + LINE + "\n"), proc.stderr
+    assert "then a change during the check" in proc.stderr
