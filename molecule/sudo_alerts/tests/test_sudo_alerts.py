@@ -163,7 +163,12 @@ def test_without_the_path_unit_dpkg_or_the_role_disables_a_broken_plugin(host, t
     """A package upgrade (dpkg post-invoke hook) or the next role run catches it too."""
     line = host.run("grep '^Plugin python_audit' /etc/sudo.conf").stdout.strip()
     try:
+        # No guard unit run, and no recheck armed by an earlier one, may come first.
         assert host.run("systemctl stop secalert-sudo-guard.path").rc == 0
+        assert wait_for(lambda: host.run("systemctl is-active secalert-sudo-guard.service")
+                        .stdout.strip() not in ("activating", "deactivating"), 30)
+        assert host.run("systemctl stop secalert-sudo-guard-recheck.timer "
+                        "secalert-sudo-guard-recheck.service").rc == 0
         assert host.run(FAULTS["module syntax error"][0]).rc == 0
         assert host.run("timeout -k 5 30 sudo -n true").rc != 0, "fault not injected"
         if trigger == "dpkg run":

@@ -490,3 +490,60 @@ def test_guard_keeps_checking_while_changes_go_on_then_disables_what_breaks(host
     assert int(calls.read_text()) > 20, proc.stderr
     assert host.text() == AROUND.format(ours=MARK + LINE + "\n"), proc.stderr
     assert "then a change during the check" in proc.stderr
+
+
+def _systemctl(host, guard_state="inactive"):
+    """A systemctl stand-in that records its calls; the guard unit is in ``guard_state``."""
+    calls = host.tmp / "systemctl.calls"
+    _script(host.bin / "systemctl",
+            f"echo \"$*\" >> {calls}\n"
+            "case \"$1\" in is-failed) exit 1 ;; "
+            f"show) echo {guard_state} ;; esac\nexit 0\n")
+    (host.tmp / "systemd").mkdir(exist_ok=True)
+    env = {"SECALERT_GUARD_UNIT": "secalert-sudo-guard",
+           "SECALERT_SYSTEMD_RUN": str(host.tmp / "systemd")}
+    return calls, env
+
+
+REARM = "restart --no-block secalert-sudo-guard-recheck.timer"
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_each_run_of_the_guard_unit_arms_the_recheck(host, broken):
+    """A change in the last moment of a guard unit's run reaches no path unit (it watches
+    again only once the unit is inactive): every run of the unit, whatever it found, arms
+    the one-shot timer that looks once more from a unit of its own."""
+    calls, env = _systemctl(host)
+    if broken:
+        host.sudo_broken()
+    proc = host.run("guard", "--from", "systemd", content=AROUND.format(ours=LINE + "\n"),
+                    env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert calls.read_text().splitlines().count(REARM) == 1
+    assert host.text() == AROUND.format(ours=(MARK if broken else "") + LINE + "\n")
+
+
+@pytest.mark.parametrize("source", ["test", "dpkg", "recheck"])
+def test_other_runs_do_not_arm_the_recheck(host, source):
+    """Runs outside the guard unit (the path unit watches meanwhile) and the recheck itself
+    arm nothing, so the rechecks end."""
+    calls, env = _systemctl(host)
+    host.sudo_broken()
+    proc = host.run("guard", "--from", source, content=AROUND.format(ours=LINE + "\n"), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert REARM not in calls.read_text().splitlines()
+    assert host.text() == AROUND.format(ours=MARK + LINE + "\n"), proc.stderr
+
+
+@pytest.mark.parametrize("state", ["activating", "deactivating"])
+def test_the_recheck_waits_while_the_guard_unit_still_runs(host, state):
+    """Its look must come after the guard unit's last moment: while that unit runs, the
+    recheck arms itself again and checks nothing yet."""
+    calls, env = _systemctl(host, guard_state=state)
+    host.sudo_broken()
+    proc = host.run("guard", "--from", "recheck", content=AROUND.format(ours=LINE + "\n"),
+                    env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert calls.read_text().splitlines() == [
+        "show -p ActiveState --value secalert-sudo-guard.service", REARM]
+    assert host.text() == AROUND.format(ours=LINE + "\n")  # not yet: sudo was not tried
