@@ -113,7 +113,9 @@ def test_status_events_have_their_own_title_and_body(hosts, receiver, marker, st
     assert sorted(m["title"] for m in got) == sorted(
         title.format(h=hostname(h)) for h in hosts.values())
     for m in got:
-        assert m["body"] == (f"guard {marker} (file /etc/sudo.conf). sudo said: sudo: unable to "
+        name = m["title"].rsplit(" on ", 1)[1]  # the body names the host too (digest line)
+        assert m["body"] == (f"{name}: guard {marker} (file /etc/sudo.conf). "
+                             "sudo said: sudo: unable to "
                              "load plugins. To re-enable: sudo-alerts-ctl enable. Time "
                              f"2026-12-01T17:00:00Z, {event['severity']}. 3 earlier sudo "
                              "event(s) could not be logged")
@@ -130,8 +132,10 @@ def test_fault_event_has_its_own_title(hosts, receiver, marker):
     got = receiver.messages(contains=marker, channel="json", wait=40, count=len(hosts))
     assert sorted(m["title"] for m in got) == sorted(
         f"sudo alerting fault on {hostname(h)} (accept)" for h in hosts.values())
-    assert all(m["body"].startswith("The sudo audit plugin failed in accept (user alice): boom ")
-               for m in got)
+    for m in got:
+        name = m["title"].split(" on ", 1)[1].split(" (", 1)[0]
+        assert m["body"].startswith(f"The sudo audit plugin on {name} failed in accept "
+                                    "(user alice): boom "), m
 
 
 def _journal_comm(host, text):

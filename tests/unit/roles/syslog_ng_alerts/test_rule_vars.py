@@ -108,7 +108,7 @@ def test_a_severity_override_keeps_the_rest_of_the_preset(rendered):
     assert ssh["tags"] == ["secalert", "ssh"]
     assert ssh["filter"].startswith("program('^sshd(-session)?$')")
     assert ssh["title"] == "SSH login failure on ${HOST}"
-    assert ssh["body"] == "${MESSAGE}"
+    assert ssh["body"] == "${HOST} ${PROGRAM}: ${MESSAGE}"
     assert rules[1]["sender"] == {"uids": [0, 1000], "setuid": ["/usr/bin/su"]}
     assert rules[1]["severity"] == "critical"
     assert results["override"]["forgery"]["severity"] == "critical"
