@@ -9,6 +9,7 @@ a json:// receiver on 127.0.0.1.
 
 import http.server
 import importlib
+import itertools
 import json
 import threading
 
@@ -42,6 +43,9 @@ class FakeServer:
         return f"fake://{self.name}" + ("" if privacy else "/secret")
 
 
+_TRANSPORTS = itertools.count()
+
+
 class FakeTransport:
     """The destination's transport, answering from a script: target name -> outcomes.
 
@@ -50,8 +54,11 @@ class FakeTransport:
 
     def __init__(self, clock, names, script=None, took=None):
         self.clock = clock
-        # keys are unique per transport: rate limiters are shared per key process-wide
-        self.servers = [(f"key-{n}-{id(self)}", n, FakeServer(n)) for n in names]
+        # Keys are unique per transport: rate limiters are shared per key process-wide.
+        # Not id(self): a freed transport's id comes back, and with it its limiter's
+        # state (a test then found its slots used: 0 sends instead of 5, now and then).
+        serial = next(_TRANSPORTS)
+        self.servers = [(f"key-{n}-{serial}", n, FakeServer(n)) for n in names]
         self.script = {name: list(outcomes) for name, outcomes in (script or {}).items()}
         self.took = iter(took or [])
         self.sent, self.calls = [], []
