@@ -81,6 +81,15 @@ def guard_idle(host):
                     not in ("activating", "reloading"), 30)
 
 
+def restore(host, *commands):
+    """Undo a test's fault (each command, whatever the others did), let the guard settle
+    and put the plugin line back; returns the enable run."""
+    for command in commands:
+        host.run(command)
+    guard_idle(host)
+    return reenable(host)
+
+
 # name: (break it, repair it, the file the event must name, sudo.conf afterwards)
 FAULTS = {
     "module deleted": (f"mv {MODULE} /root/module.bak", f"mv /root/module.bak {MODULE}",
@@ -131,9 +140,7 @@ def test_a_fault_is_repaired_alerted_and_back_on_is_alerted(host, receiver, faul
         assert delivered, f"the status event never reached the receiver: {event}"
         assert event["reason"][:60] in delivered[0]["body"], delivered[0]
     finally:
-        host.run(repair)
-        guard_idle(host)
-        enabled = reenable(host)
+        enabled = restore(host, repair)
     assert enabled.rc == 0, enabled.stderr + diagnose(host)
     back = wait_for(lambda: [e for e in status_events(host, first) if e["state"] == "on"], 10)
     assert back and back[-1]["severity"] == "warning", diagnose(host)
@@ -166,9 +173,7 @@ def test_a_burst_of_changes_leaves_the_guard_alive(host):
         state = host.run("systemctl show -p ActiveState,Result %s.path", UNIT).stdout
         assert "ActiveState=active" in state, state
     finally:
-        host.run(FAULTS["plugin .so garbage"][1])
-        guard_idle(host)
-        enabled = reenable(host)
+        enabled = restore(host, FAULTS["plugin .so garbage"][1])
     assert enabled.rc == 0, enabled.stderr + diagnose(host)
 
 
@@ -201,10 +206,9 @@ def test_a_change_in_the_last_moment_of_a_guard_run_is_still_checked(host):
             "systemctl status --no-pager %s-recheck.timer %s-recheck.service", UNIT, UNIT).stdout
         assert host.run(CTL + " status").stdout.strip() == "disabled", diagnose(host)
     finally:
-        host.run("rm -rf %s /root/late-fault.sh %s; systemctl daemon-reload", dropin, flag)
-        host.run("test -f /root/so.bak && mv /root/so.bak %s", SO)
-        guard_idle(host)
-        enabled = reenable(host)
+        enabled = restore(host,
+                          f"rm -rf {dropin} /root/late-fault.sh {flag}; systemctl daemon-reload",
+                          f"test -f /root/so.bak && mv /root/so.bak {SO}")
     assert enabled.rc == 0, enabled.stderr + diagnose(host)
 
 
@@ -233,10 +237,8 @@ def test_a_users_lock_in_run_lock_does_not_block_the_guard(host):
         assert wait_for(lambda: sudo_works(host), 30), diagnose(host)
         assert host.run(CTL + " status").stdout.strip() == "disabled"
     finally:
-        host.run("systemctl stop %s; chmod %s /run/lock", holder, mode)
-        host.run("test -f /root/module.bak && mv /root/module.bak %s", MODULE)
-        guard_idle(host)
-        enabled = reenable(host)
+        enabled = restore(host, f"systemctl stop {holder}; chmod {mode} /run/lock",
+                          f"test -f /root/module.bak && mv /root/module.bak {MODULE}")
     assert enabled.rc == 0, enabled.stderr + diagnose(host)
 
 
