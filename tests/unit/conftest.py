@@ -2,8 +2,8 @@
 
 - the collection as ``ansible_collections.secalert.alerting`` (a symlink tree in .cache),
 - the ``secalert_apprise`` runtime as the apprise role installs it into the venv's purelib
-  (``PURELIB``: plugins/module_utils/secalert_apprise/*.py plus the role's send.py, linked
-  into one package directory in .cache),
+  (``PURELIB``: plugins/module_utils/secalert_apprise/*.py, linked into one package
+  directory in .cache; links to files that are gone are removed),
 - the host-side code shipped in role ``files/`` directories,
 - the stand-ins for the ``sudo`` and ``syslogng`` modules (unit tests only).
 """
@@ -18,10 +18,7 @@ TREE = os.path.join(ROOT, ".cache", "collections")
 LINK = os.path.join(TREE, "ansible_collections", "secalert", "alerting")
 
 PURELIB = os.path.join(ROOT, ".cache", "unit-purelib")
-RUNTIME_SOURCES = (
-    os.path.join(ROOT, "plugins", "module_utils", "secalert_apprise"),
-    os.path.join(ROOT, "roles", "apprise", "files", "secalert_apprise"),
-)
+RUNTIME_SOURCES = (os.path.join(ROOT, "plugins", "module_utils", "secalert_apprise"),)
 
 
 def _link(target, link):
@@ -44,6 +41,13 @@ if not os.path.lexists(LINK):
     _link(ROOT, LINK)
 
 os.makedirs(os.path.join(PURELIB, "secalert_apprise"), exist_ok=True)
+for name in os.listdir(os.path.join(PURELIB, "secalert_apprise")):
+    stale = os.path.join(PURELIB, "secalert_apprise", name)
+    if os.path.islink(stale) and not os.path.exists(stale):
+        try:
+            os.unlink(stale)
+        except FileNotFoundError:  # another pytest run removed it first
+            pass
 for source in RUNTIME_SOURCES:
     for name in sorted(os.listdir(source)):
         if name.endswith(".py"):

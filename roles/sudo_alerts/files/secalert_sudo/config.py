@@ -43,7 +43,9 @@ DEFAULT_SETTINGS = {
         "drop_counter": "/run/secalert/sudo-drops",
     },
     "direct": {
-        "python": "/opt/secalert/venv/bin/python",
+        "python": "/opt/secalert/venv/bin/python",  # the Apprise venv's: runs the sender
+        # the other half of the spool protocol (files/secalert_sudo_send.py)
+        "sender": "/usr/libexec/secalert/secalert_sudo_send.py",
         "apprise_config": "/etc/secalert/apprise.yml",
         "min_severity": "warning",  # less severe events only go to syslog
         "syslog_copy": True,  # also log every event to syslog
@@ -129,7 +131,7 @@ def load_settings(path):
     root_socket = settings["syslog"]["root_socket"]
     if root_socket and not os.path.isabs(root_socket):
         raise ConfigError("syslog.root_socket must be an absolute path or empty")
-    for key in ("python", "apprise_config", "spool", "lock"):
+    for key in ("python", "sender", "apprise_config", "spool", "lock"):
         if not os.path.isabs(settings["direct"][key]):
             raise ConfigError(f"direct.{key} must be an absolute path")
     rule_list = list(settings["rules"])

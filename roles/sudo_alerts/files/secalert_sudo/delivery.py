@@ -115,9 +115,9 @@ def send_syslog(data, path="/dev/log"):
             sock.close()
 
 
-def direct_argv(python, apprise_config, spool, lock):
-    return [python, "-I", "-m", "secalert_apprise.send", "--config", apprise_config,
-            "--spool", spool, "--lock", lock]
+def direct_argv(python, sender, apprise_config, spool, lock):
+    """The sender's command line: the Apprise venv's Python runs secalert_sudo_send.py."""
+    return [python, "-I", sender, "--config", apprise_config, "--spool", spool, "--lock", lock]
 
 
 def _open_private(path, flags):

@@ -287,7 +287,8 @@ class SecalertAuditPlugin(_PluginBase):
 
                     raise OSError(errno.ENOENT, "sender interpreter missing", python)
                 delivery.spawn_sender(delivery.direct_argv(
-                    python, direct["apprise_config"], direct["spool"], direct["lock"]))
+                    python, direct["sender"], direct["apprise_config"], direct["spool"],
+                    direct["lock"]))
         except BaseException as exc:  # noqa: BLE001 - queued; the next sender sends it
             self._fault("direct", "sender not started: " + self._describe(exc))
             return False

@@ -2,9 +2,10 @@
 
 Both delivery paths are driven end to end inside the process: the syslog-ng destination
 (secalert_syslogng.AppriseDestination with its real AppriseTransport) and the sudo
-direct-mode sender (secalert_apprise.send). requests' HTTPAdapter.send, the lowest layer
-every Apprise plugin here goes through, records the request instead of sending it:
-nothing leaves the process. The assertions read the payload Apprise would have sent.
+direct-mode sender (roles/sudo_alerts/files/secalert_sudo_send.py). requests'
+HTTPAdapter.send, the lowest layer every Apprise plugin here goes through, records the
+request instead of sending it: nothing leaves the process. The assertions read the
+payload Apprise would have sent.
 """
 
 import json
@@ -13,9 +14,10 @@ from urllib.parse import parse_qs
 import apprise
 import pytest
 import requests
+import secalert_sudo_send as send
 import secalert_syslogng
 import syslogng
-from secalert_apprise import render, send, text
+from secalert_apprise import render, text
 
 EVIL = "sudo /tmp/[Approve](https://evil.example/a)"
 # invisible and format characters: Cf (zero-width, bidi, BOM, soft hyphen, word joiner)

@@ -71,7 +71,8 @@ class Host:
         self.settings.write_text(
             "# managed\nDELIVERY=direct\nFACILITY=authpriv\nIDENT=secalert-sudo\n"
             f"SPOOL={self.run_dir}/sudo-spool\nSENDER_LOCK={self.run_dir}/sudo-sender.lock\n"
-            f"PYTHON={python}\nAPPRISE_CONFIG=/etc/secalert/apprise.yml\n")
+            f"PYTHON={python}\nSENDER={self.tmp}/secalert_sudo_send.py\n"
+            "APPRISE_CONFIG=/etc/secalert/apprise.yml\n")
         self.settings.chmod(0o600)
 
     def run(self, *args, content=None, env=None):
@@ -285,7 +286,7 @@ def test_guard_disables_a_line_that_breaks_sudo_and_sends_a_status_event(host):
     assert host.spool() == [event]
     assert _wait(host.sender_log.exists), "no sender started"
     assert host.sender_log.read_text().split() == [
-        "-I", "-m", "secalert_apprise.send", "--config", "/etc/secalert/apprise.yml",
+        "-I", str(host.tmp / "secalert_sudo_send.py"), "--config", "/etc/secalert/apprise.yml",
         "--spool", str(host.run_dir / "sudo-spool"), "--lock",
         str(host.run_dir / "sudo-sender.lock")]
     st = (host.run_dir / "sudo-spool").stat()

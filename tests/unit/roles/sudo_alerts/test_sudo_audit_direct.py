@@ -80,7 +80,8 @@ def test_spools_event_and_starts_detached_sender(write_config, receiver, fake_py
     assert time.monotonic() - start < 1.0, "sudo waited for the sender"
     (record,) = wait_for_sent(shortdir)
     head = dict(line.split(": ", 1) for line in record.splitlines())
-    assert head["argv"] == (f"-I -m secalert_apprise.send --config /etc/secalert/apprise.yml "
+    assert head["argv"] == ("-I /usr/libexec/secalert/secalert_sudo_send.py "
+                            "--config /etc/secalert/apprise.yml "
                             f"--spool {shortdir}/spool --lock {shortdir}/lock")
     assert head["cwd"] == "/"
     assert "hunter2" not in record and head["env"].split() == [
@@ -263,7 +264,7 @@ def test_spool_protocol_loses_nothing_under_concurrency(shortdir):
     import subprocess
     import sys
 
-    from secalert_apprise import send
+    import secalert_sudo_send as send
 
     spool = os.path.join(shortdir, "spool")
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(delivery.__file__)))

@@ -1,7 +1,7 @@
-"""secalert_apprise.send against a real Apprise json:// target on 127.0.0.1."""
+"""The direct-mode sender (roles/sudo_alerts/files/secalert_sudo_send.py) draining a
+spool as the plugin fills it, against a real Apprise json:// target on 127.0.0.1."""
 
 import http.server
-import io
 import json
 import os
 import subprocess
@@ -9,10 +9,12 @@ import sys
 import threading
 
 import pytest
-from secalert_apprise import send
+import secalert_sudo_send as send
+from secalert_apprise import render
 
 # The runtime as the apprise role installs it (tests/unit/conftest.py links it there).
-FILES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", ".cache", "unit-purelib")
+PURELIB = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", ".cache",
+                       "unit-purelib")
 
 EVENT = {
     "schema": 1, "type": "sudo", "time": "2026-11-26T14:26:16.032Z", "host": "web1",
@@ -81,20 +83,32 @@ def logged(monkeypatch):
     return lines
 
 
-def run_main(monkeypatch, argv, stdin):
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
-    return send.main(argv)
+@pytest.fixture
+def spool(tmp_path):
+    """The spool the plugin appends to: ``spool(*events)`` appends JSON lines (or raw
+    bytes), ``spool.path`` and ``spool.lock`` are what the sender is given."""
+    path = tmp_path / "spool"
+
+    def write(*events):
+        with open(path, "ab") as fh:
+            for event in events:
+                fh.write(event if isinstance(event, bytes) else (json.dumps(event) + "\n").encode())
+        return str(path)
+
+    write.path = str(path)
+    write.lock = str(tmp_path / "lock")
+    return write
 
 
-def event_line(**changes):
-    return (json.dumps(dict(EVENT, **changes)) + "\n").encode()
+def drain_argv(config, spool, gather=0):
+    return ["--config", config, "--spool", spool.path, "--lock", spool.lock,
+            "--gather", str(gather)]
 
 
-def test_sends_safe_notification(monkeypatch, apprise_config, http_receiver, logged):
+def test_sends_safe_notification(apprise_config, http_receiver, spool, logged):
     config = apprise_config([("/chat", "sudo-shell"), ("/pager", "pager")])
-    rc = run_main(monkeypatch, ["--config", config, "--tag", "sudo", "--tag", "sudo-shell"],
-                  event_line())
-    assert rc == send.EXIT_OK, logged
+    spool(EVENT)
+    assert send.main(drain_argv(config, spool)) == send.EXIT_OK, logged
     ((path, payload),) = http_receiver.received  # only the target with a matching tag
     assert path.startswith("/chat")
     title, body = payload["title"], payload["message"]
@@ -103,18 +117,17 @@ def test_sends_safe_notification(monkeypatch, apprise_config, http_receiver, log
     assert "@\u200beveryone" in body and "<\u200b@" in body
     assert "@everyone" not in body and "<@123456>" not in body
     assert "\x1b" not in body and "\x1b" not in title
-    assert len(body) <= send.BODY_LIMIT and body.count("\n") < 15
+    assert len(body) <= render.SUDO_BODY_LIMIT and body.count("\n") < 15
     assert "command: /usr/bin/echo" in body and "rule: shell" in body
     assert "truncated at the source" in body
     assert logged == []
 
 
-def test_tags_default_to_the_events_own(monkeypatch, apprise_config, http_receiver, logged):
+def test_an_events_own_tags_choose_its_targets(apprise_config, http_receiver, spool):
     config = apprise_config([("/chat", "sudo-denied"), ("/other", "other")])
-    rc = run_main(monkeypatch, ["--config", config],
-                  event_line(decision="reject", reason="command not allowed",
-                             tags=["sudo-denied"], severity="critical"))
-    assert rc == send.EXIT_OK
+    spool(dict(EVENT, decision="reject", reason="command not allowed", tags=["sudo-denied"],
+               severity="critical"))
+    assert send.main(drain_argv(config, spool)) == send.EXIT_OK
     ((path, payload),) = http_receiver.received
     assert path.startswith("/chat") and payload["type"] == "failure"
     assert payload["title"].startswith("[critical] sudo: alice was denied /usr/bin/echo")
@@ -125,45 +138,33 @@ def test_tags_default_to_the_events_own(monkeypatch, apprise_config, http_receiv
     ([("/chat", "chat")], ["sudo-shell"], send.EXIT_NO_MATCH),
     ([("/fail", "sudo")], ["sudo"], send.EXIT_FAILED),
 ])
-def test_delivery_problems(monkeypatch, apprise_config, logged, targets, tags, expected):
-    argv = ["--config", apprise_config(targets)] + [a for t in tags for a in ("--tag", t)]
-    assert run_main(monkeypatch, argv, event_line()) == expected
+def test_delivery_problems(apprise_config, spool, logged, targets, tags, expected):
+    spool(dict(EVENT, tags=tags))
+    assert send.main(drain_argv(apprise_config(targets), spool)) == expected
     assert logged and all("s3cr3t" not in line and "127.0.0.1" not in line for line in logged)
 
 
-@pytest.mark.parametrize("stdin, expected", [
-    (b"", send.EXIT_DATAERR),
-    (b"not json\n", send.EXIT_DATAERR),
-    (b"[1, 2]\n", send.EXIT_DATAERR),
-    (b"\xff\xfe\n", send.EXIT_DATAERR),
+@pytest.mark.parametrize("raw, bad", [
+    (b"", 0), (b"not json\n", 1), (b"[1, 2]\n", 1), (b"\xff\xfe\n", 1),
 ])
-def test_bad_input(monkeypatch, apprise_config, http_receiver, logged, stdin, expected):
+def test_bad_spool_lines_are_counted_and_the_rest_is_sent(apprise_config, http_receiver,
+                                                          spool, logged, raw, bad):
     config = apprise_config([("/chat", "sudo")])
-    assert run_main(monkeypatch, ["--config", config], stdin) == expected
-    assert http_receiver.received == []
+    spool(raw, EVENT)
+    assert send.main(drain_argv(config, spool)) == send.EXIT_OK
+    assert len(http_receiver.received) == 1
+    assert [line for line in logged if "malformed" in line] == (
+        [f"ignored {bad} malformed spool lines"] if bad else [])
 
 
-def test_config_problems(monkeypatch, tmp_path, logged):
-    missing = str(tmp_path / "nope.yml")
-    assert run_main(monkeypatch, ["--config", missing], event_line()) == send.EXIT_CONFIG
+def test_config_problems(tmp_path, spool, logged):
+    spool(EVENT)
+    assert send.main(drain_argv(str(tmp_path / "nope.yml"), spool)) == send.EXIT_CONFIG
     empty = tmp_path / "empty.yml"
     empty.write_text("urls: []\n")
-    assert run_main(monkeypatch, ["--config", str(empty)], event_line()) == send.EXIT_CONFIG
-
-
-def test_apprise_missing(monkeypatch, apprise_config, logged):
-    monkeypatch.setitem(sys.modules, "apprise", None)
-    config = apprise_config([("/chat", "sudo")])
-    assert run_main(monkeypatch, ["--config", config], event_line()) == send.EXIT_UNAVAILABLE
-    assert "apprise is not importable" in logged[0]
-
-
-def test_several_events_and_surplus(monkeypatch, apprise_config, http_receiver, logged):
-    config = apprise_config([("/chat", "sudo")])
-    stdin = event_line() * (send.MAX_EVENTS + 3) + b"garbage\n"
-    assert run_main(monkeypatch, ["--config", config, "--tag", "sudo"], stdin) == 0
-    assert len(http_receiver.received) == send.MAX_EVENTS
-    assert "ignored 4 malformed or surplus input lines" in logged[0]
+    spool(EVENT)
+    assert send.main(drain_argv(str(empty), spool)) == send.EXIT_CONFIG
+    assert "defines no valid targets" in " ".join(logged)
 
 
 @pytest.mark.parametrize("changes, title", [
@@ -181,15 +182,9 @@ def test_several_events_and_surplus(monkeypatch, apprise_config, http_receiver, 
     ({"user": "@everyone\n**x**", "host": "<@1>"}, "[warning] sudo: @\u200beveryone **x** ran"),
 ])
 def test_titles(changes, title):
-    got, body, _unused = send.format_event(dict(EVENT, **changes))
+    got, body, _unused = render.sudo_event(dict(EVENT, **changes))
     assert got.startswith(title)
-    assert "\n" not in got and len(got) <= send.TITLE_LIMIT
-
-
-def test_dry_run_prints(monkeypatch, capsys):
-    assert run_main(monkeypatch, ["--config", "/nonexistent", "--dry-run"], event_line()) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert out["title"].startswith("[warning] sudo: alice ran")
+    assert "\n" not in got and len(got) <= render.SUDO_TITLE_LIMIT
 
 
 @pytest.mark.parametrize("codes, expected", [
@@ -199,38 +194,19 @@ def test_aggregate(codes, expected):
     assert send.aggregate(codes) == expected
 
 
-def test_module_entry_point_and_exit_code(apprise_config, http_receiver):
+def test_the_script_runs_as_the_plugin_starts_it(apprise_config, http_receiver, spool):
+    """A file run by path, as delivery.direct_argv starts it. On hosts the venv's Python
+    runs it with -I and finds secalert_apprise in its site-packages; here the runtime is
+    in .cache/unit-purelib, so -s and PYTHONPATH stand in for that."""
     config = apprise_config([("/chat", "sudo-shell")])
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": os.path.abspath(FILES)}
+    spool(EVENT)
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": os.path.abspath(PURELIB)}
     proc = subprocess.run(
-        [sys.executable, "-m", "secalert_apprise.send", "--config", config, "--timeout", "20"],
-        input=event_line(), env=env, cwd="/", capture_output=True, timeout=60, check=False)
+        [sys.executable, "-s", send.__file__, *drain_argv(config, spool), "--timeout", "20"],
+        env=env, cwd="/", capture_output=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == b"" and proc.stderr == b""
     assert len(http_receiver.received) == 1
-
-
-# ----------------------------------------------------------------- spool mode (direct)
-
-
-@pytest.fixture
-def spool(tmp_path):
-    path = tmp_path / "spool"
-
-    def write(*events):
-        with open(path, "ab") as fh:
-            for event in events:
-                fh.write((json.dumps(event) + "\n").encode())
-        return str(path)
-
-    write.path = str(path)
-    write.lock = str(tmp_path / "lock")
-    return write
-
-
-def drain_argv(config, spool, gather=0):
-    return ["--config", config, "--spool", spool.path, "--lock", spool.lock,
-            "--gather", str(gather)]
 
 
 def test_spool_gather_waits_for_the_rest_of_a_burst(apprise_config, http_receiver, spool):
@@ -267,7 +243,7 @@ def test_spool_burst_becomes_one_digest(monkeypatch, apprise_config, http_receiv
     ((_unused, payload),) = http_receiver.received
     assert payload["title"] == "[critical] sudo: 40 events on web1 (40 accept)"
     body = payload["message"]
-    assert len(body) <= send.BODY_LIMIT and "@everyone" not in body
+    assert len(body) <= render.SUDO_BODY_LIMIT and "@everyone" not in body
     # most severe first: the critical one leads, the others follow oldest first
     assert body.startswith("40 sudo events, most severe first:\n"
                            "- 2026-11-26T14:26:16.032Z u7 accept /usr/bin/echo n7")
@@ -319,33 +295,29 @@ def test_spool_failures_are_logged_with_counts(monkeypatch, apprise_config, spoo
     assert not os.path.exists(spool.path)  # not retried for ever: logged instead
 
 
-def test_spool_and_lock_go_together():
+@pytest.mark.parametrize("argv", [
+    ["--config", "x", "--spool", "/tmp/x"], ["--config", "x", "--lock", "/tmp/x"],
+    ["--spool", "/tmp/x", "--lock", "/tmp/y"], [],
+])
+def test_config_spool_and_lock_are_required(argv):
     with pytest.raises(SystemExit):
-        send.parse_args(["--config", "x", "--spool", "/tmp/x"])
+        send.parse_args(argv)
 
 
-@pytest.mark.parametrize("in_syslog", [False, True])
 @pytest.mark.parametrize("problem", ["target", "config"])
-def test_undelivered_events_end_up_in_syslog(apprise_config, spool, logged, in_syslog,
-                                             problem):
-    """syslog_copy: false means only the spool had the event: the sender writes it to
-    syslog itself; with the plugin's copy (--events-in-syslog) it says so and adds none."""
+def test_undelivered_events_end_up_in_syslog(apprise_config, spool, logged, problem):
+    """The sender writes every event no target took to syslog itself: the plugin's own
+    copy (syslog_copy) may have failed, so the line that says where they are is true."""
     config = apprise_config([("/fail", "sudo")])
     if problem == "config":
         config = "/nonexistent/apprise.yml"
     spool(EVENT, dict(EVENT, user="bob"))
-    argv = drain_argv(config, spool) + (["--events-in-syslog"] if in_syslog else [])
-    assert send.main(argv) != send.EXIT_OK
+    assert send.main(drain_argv(config, spool)) != send.EXIT_OK
     copies = [json.loads(line[len(send.UNSENT_PREFIX):]) for line in logged
               if line.startswith(send.UNSENT_PREFIX)]
-    if in_syslog:
-        assert copies == []
-        assert "2 undelivered event(s) are in syslog (the plugin's copy)" in logged
-    else:
-        assert sorted(c["user"] for c in copies) == ["alice", "bob"]
-        assert copies[0]["command"] == EVENT["command"]
-        assert "2 undelivered event(s) are in syslog (written by secalert-send)" in logged
-    assert not any("the events are in syslog" in line for line in logged)
+    assert sorted(c["user"] for c in copies) == ["alice", "bob"]
+    assert copies[0]["command"] == EVENT["command"]
+    assert "2 undelivered event(s) are in syslog (written by secalert-send)" in logged
 
 
 def test_status_event_through_the_spool_is_its_own_notification(apprise_config,

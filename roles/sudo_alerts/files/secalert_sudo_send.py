@@ -1,26 +1,21 @@
-"""Send secalert events through Apprise: ``python -m secalert_apprise.send``.
+"""The sudo audit plugin's direct-mode sender: the other half of its spool protocol.
 
-Usage::
+Usage (what the plugin and sudo-alerts-ctl start, detached, with the Apprise venv's
+Python, which has ``secalert_apprise``)::
 
-    python -I -m secalert_apprise.send --config /etc/secalert/apprise.yml \\
-        [--tag TAG ...] [--input FILE] [--timeout SECONDS] [--dry-run]
-    python -I -m secalert_apprise.send --config /etc/secalert/apprise.yml \\
-        --spool /run/secalert/sudo-spool --lock /run/secalert/sudo-sender.lock \\
-        [--events-in-syslog]
+    /opt/secalert/venv/bin/python -I /usr/libexec/secalert/secalert_sudo_send.py \\
+        --config /etc/secalert/apprise.yml \\
+        --spool /run/secalert/sudo-spool --lock /run/secalert/sudo-sender.lock
 
-Reads events from stdin (or ``--input``): JSON objects, one per line. Each event becomes
-one notification whose title and body are made safe with :mod:`secalert_apprise.text`,
-sent to the Apprise targets of ``--config`` whose tags match any ``--tag`` (default: the
-event's own ``tags``).
-
-Spool mode (the sudo audit plugin's direct delivery): the plugin appends events to the
-spool file and starts a sender only when nobody holds ``--lock``. The sender holds the
-lock while it drains the spool (rename, then an exclusive flock that waits for writers
+The plugin (``secalert_sudo.delivery.spool_event``) appends events to the spool file, one
+JSON line each, and starts a sender only when nobody holds ``--lock``. The sender holds
+the lock while it drains the spool (rename, then an exclusive flock that waits for writers
 still inside their one ``write()``), sends what it found, and repeats until the spool is
 empty (it first waits ``--gather`` seconds, 1 by default, so that a burst arrives whole);
 it re-checks the spool after releasing the lock, so an event appended while the plugin
-saw the lock held is never stranded. Events with the same tags that arrive
-together are sent as one digest when there are more than ``DIGEST_AFTER`` of them.
+saw the lock held is never stranded. Events with the same tags that arrive together are
+sent as one digest when there are more than ``DIGEST_AFTER`` of them. An event's own
+``tags`` choose its Apprise targets (any of them; ``sudo`` when it has none).
 
 Each matching target gets the event in the format it renders (``render.renders_markdown``:
 Markdown targets get escaped titles and bodies, the others plain text); decisions, faults
@@ -28,22 +23,20 @@ and status events each read their own way (``render.sudo_event``), and a digest 
 most severe first and counts floods per user (``render.sudo_digest``).
 
 Runs detached from sudo, so it may take its time, but never longer than ``--timeout``
-(default 30 s) in total (in spool mode: per round). Failures are logged to syslog
-(authpriv, ``secalert-send``) without URLs or tokens; nothing is printed unless ``--dry-run``.
-An event no target took is not retried: it is in syslog afterwards, either because the
-plugin logged it there too (its ``syslog_copy``, passed as ``--events-in-syslog``) or
-because the sender writes it there itself (``UNSENT_PREFIX`` and the event's JSON line).
+(default 30 s) per round. Failures are logged to syslog (authpriv, ``secalert-send``)
+without URLs or tokens. An event no target took is not retried: the sender writes it to
+syslog itself (``UNSENT_PREFIX`` and the event's JSON line), whether or not the plugin's
+own syslog copy got there, so the log line that says where it is is always true.
 
 Exit status (Apprise's own codes where they exist, sysexits(3) for the rest):
 
 ====  ==========================================================================
-0     every event was delivered (or printed, with ``--dry-run``)
+0     every event was delivered (or the spool was empty, or another sender drains it)
 1     delivery failed for at least one event
 2     bad command line
 3     no Apprise target matched the tags: nothing was sent
 4     partial: some targets took an event, others did not
 5     timed out
-65    no valid event in the input (EX_DATAERR)
 69    Apprise is not installed (EX_UNAVAILABLE)
 78    the Apprise config is missing, unreadable or has no targets (EX_CONFIG)
 ====  ==========================================================================
@@ -57,7 +50,7 @@ import signal
 import sys
 import time
 
-from . import render, targets, text
+from secalert_apprise import render, targets, text
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -65,22 +58,17 @@ EXIT_USAGE = 2
 EXIT_NO_MATCH = 3
 EXIT_PARTIAL = 4
 EXIT_TIMEOUT = 5
-EXIT_DATAERR = 65
 EXIT_UNAVAILABLE = 69
 EXIT_CONFIG = 78
 
 PROGRAM = "secalert-send"
-MAX_INPUT = 1024 * 1024
-MAX_EVENTS = 20
 MAX_SPOOL = 4 * 1024 * 1024  # read at most this much of the spool per round
 DIGEST_AFTER = 3  # more events than this with the same tags in one round: one digest
 MAX_ROUNDS = 50  # spool rounds per sender; what is left waits for the next sender
 LOCK_WAIT = 5.0  # seconds to wait for writers still inside their write()
-GATHER = 1.0  # spool mode: let a burst accumulate (and the sudo that started us finish)
-TITLE_LIMIT = render.SUDO_TITLE_LIMIT
-BODY_LIMIT = render.SUDO_BODY_LIMIT
-# An event no target took, written to syslog by the sender (when the plugin did not log
-# it there itself): the event's own JSON line after this prefix.
+GATHER = 1.0  # let a burst accumulate (and the sudo that started us finish)
+# An event no target took, written to syslog by the sender: the event's own JSON line
+# after this prefix.
 UNSENT_PREFIX = "undelivered sudo event: "
 UNSENT_LIMIT = 800  # characters of JSON per copy (a syslog line stays under 1 KiB)
 
@@ -119,27 +107,8 @@ def log(message, priority="err"):
         pass
 
 
-def read_events(stream):
-    """Parse JSON lines from ``stream`` (bytes). Returns (events, bad_lines)."""
-    data = stream.read(MAX_INPUT + 1)
-    if isinstance(data, str):
-        data = data.encode("utf-8", "surrogateescape")
-    events, bad = parse_lines(data[:MAX_INPUT])
-    return events[:MAX_EVENTS], bad + max(0, len(events) - MAX_EVENTS)
-
-
 def _field(value, limit=render.FIELD_LIMIT):
     return text.safe(value, limit=limit, multiline=False)
-
-
-def format_event(event, markdown=False):
-    """Return ``(title, body, notify_type)`` for one event, all safe to post."""
-    return render.sudo_event(event, markdown)
-
-
-def format_digest(events, markdown=False):
-    """One notification for several events: ``(title, body, notify_type)``."""
-    return render.sudo_digest(events, markdown)
 
 
 class SetupError(Exception):
@@ -196,81 +165,35 @@ def _prepare_process(timeout):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m secalert_apprise.send",
-                                     description="Send secalert events through Apprise.")
+    parser = argparse.ArgumentParser(prog="secalert_sudo_send.py",
+                                     description="Send the sudo audit plugin's spooled "
+                                                 "events through Apprise.")
     parser.add_argument("--config", required=True, help="Apprise config file (YAML/text)")
-    parser.add_argument("--tag", action="append", default=[],
-                        help="send to targets with this tag (repeatable: any of them)")
-    parser.add_argument("--input", help="read events from this file instead of stdin")
-    parser.add_argument("--timeout", type=int, default=30, help="overall limit in seconds")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="print the notifications instead of sending them")
-    parser.add_argument("--spool", help="drain this spool file (with --lock)")
-    parser.add_argument("--lock", help="sender lock file held while draining --spool")
+    parser.add_argument("--spool", required=True, help="the spool file to drain")
+    parser.add_argument("--lock", required=True,
+                        help="sender lock file, held while draining the spool")
+    parser.add_argument("--timeout", type=int, default=30,
+                        help="limit per round in seconds (default %(default)s)")
     parser.add_argument("--gather", type=float, default=GATHER,
-                        help="spool mode: seconds to wait for more events of a burst before "
-                             "the first round (default %(default)s)")
-    parser.add_argument("--events-in-syslog", action="store_true",
-                        help="spool mode: the plugin logs every event to syslog as well "
-                             "(its syslog_copy), so undelivered events need no copy")
-    args = parser.parse_args(argv)
-    if bool(args.spool) != bool(args.lock):
-        parser.error("--spool and --lock go together")
-    return args
+                        help="seconds to wait for more events of a burst before the first "
+                             "round (default %(default)s)")
+    return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     _prepare_process(args.timeout)
     try:
-        if args.spool:
-            return drain(args)
-        return _run(args)
-    except SetupError as exc:
-        return _fail(exc.code, str(exc))
+        return drain(args)
     except Timeout:
         return _fail(EXIT_TIMEOUT, f"gave up after {args.timeout} s")
     finally:
         signal.alarm(0)
 
 
-def _run(args):
-    if args.input:
-        try:
-            with open(args.input, "rb") as stream:
-                events, bad = read_events(stream)
-        except OSError as exc:
-            return _fail(EXIT_DATAERR, f"cannot read {args.input}: {exc.strerror}")
-    else:
-        events, bad = read_events(sys.stdin.buffer)
-    if bad:
-        log(f"ignored {bad} malformed or surplus input lines", "warning")
-    if not events:
-        return _fail(EXIT_DATAERR, "no valid event on input")
-
-    if args.dry_run:
-        for event in events:
-            title, body, kind = format_event(event)
-            sys.stdout.write(json.dumps({"title": title, "body": body, "type": kind}) + "\n")
-        return EXIT_OK
-
-    apprise, apobj = build_apprise(args.config)
-    codes = []
-    for event in events:
-        tags = _tags(event, args.tag)
-        code = _notify_tags(apprise, apobj, tags, lambda md, e=event: format_event(e, md))
-        codes.append(code)
-        what = _field(render.sudo_kind(event), 16)
-        if code == EXIT_NO_MATCH:
-            log("no Apprise target is tagged {}: {} event not sent".format(
-                " or ".join(_field(t, 64) for t in tags), what), "warning")
-        elif code != EXIT_OK:
-            log(f"delivery failed for an event ({what}), status {code}")
-    return aggregate(codes)
-
-
-def _tags(event, forced=None):
-    tags = forced or [t for t in (event.get("tags") or []) if isinstance(t, str)]
+def _tags(event):
+    """The event's own tags choose its targets (any of them); ``sudo`` when it has none."""
+    tags = [t for t in (event.get("tags") or []) if isinstance(t, str)]
     return tuple(tags or ["sudo"])
 
 
@@ -301,7 +224,7 @@ def _notify_tags(apprise, apobj, tags, compose):
     return EXIT_PARTIAL if any(results) else EXIT_FAILED
 
 
-def send_batch(apprise, apobj, events, tags=None):
+def send_batch(apprise, apobj, events):
     """Send ``events``: one notification each, or a digest per tag set.
 
     Returns ``(codes, unsent)``: an exit status per notification and the events that no
@@ -309,13 +232,14 @@ def send_batch(apprise, apobj, events, tags=None):
     """
     groups = {}
     for event in events:
-        groups.setdefault(_tags(event, tags), []).append(event)
+        groups.setdefault(_tags(event), []).append(event)
     codes, unsent = [], []
     for group_tags, group in groups.items():
         if len(group) > DIGEST_AFTER:
-            messages = [((lambda md, g=group: format_digest(g, md)), group)]
+            messages = [((lambda md, g=group: render.sudo_digest(g, md)), group)]
         else:
-            messages = [((lambda md, e=event: format_event(e, md)), [event]) for event in group]
+            messages = [((lambda md, e=event: render.sudo_event(e, md)), [event])
+                        for event in group]
         for compose, covered in messages:
             code = _notify_tags(apprise, apobj, group_tags, compose)
             codes.append(code)
@@ -345,20 +269,15 @@ def _copy_line(event, limit=UNSENT_LIMIT):
     return line
 
 
-def keep_in_syslog(events, in_syslog):
-    """Make sure undelivered ``events`` are in syslog; say where they are.
-
-    ``in_syslog``: the plugin logged every event to syslog itself (its ``syslog_copy``);
-    otherwise the sender writes each one there now (authpriv, ``secalert-send``), as its
-    JSON line. Either way the log line that follows is true.
-    """
+def keep_in_syslog(events):
+    """Write each undelivered event to syslog (authpriv, ``secalert-send``) as its JSON
+    line, and say so. Always: the plugin's own syslog copy (``syslog_copy``) may have
+    failed, and a second line in syslog costs less than a claim that is not true."""
     if not events:
         return
-    if not in_syslog:
-        for event in events:
-            log(UNSENT_PREFIX + _copy_line(event), "warning")
-    log(f"{len(events)} undelivered event(s) are in syslog "
-        + ("(the plugin's copy)" if in_syslog else f"(written by {PROGRAM})"), "warning")
+    for event in events:
+        log(UNSENT_PREFIX + _copy_line(event), "warning")
+    log(f"{len(events)} undelivered event(s) are in syslog (written by {PROGRAM})", "warning")
 
 
 def _lock(fd, wait=0.0):
@@ -428,7 +347,7 @@ def drain(args):
                 try:
                     if sender is None:
                         sender = build_apprise(args.config)
-                    more, unsent = send_batch(sender[0], sender[1], events, args.tag)
+                    more, unsent = send_batch(sender[0], sender[1], events)
                     codes += more
                 except SetupError as exc:
                     codes.append(_fail(exc.code, f"{exc}: {len(events)} event(s) not sent"))
@@ -438,7 +357,7 @@ def drain(args):
                                        f"{len(events)} event(s) may not have been sent"))
                     unsent = events
                 signal.alarm(0)
-                keep_in_syslog(unsent, args.events_in_syslog)
+                keep_in_syslog(unsent)
                 continue
             # Empty: let go of the lock, then look again. A plugin that appended while
             # it saw the lock held relies on this look.
