@@ -11,13 +11,15 @@ set -u
 artifact=$1
 lock=$artifact.building
 wait=${2:-900}
-# The lock counts while the ansible-playbook that took it lives: the nearest ancestor
-# whose command line names it (an interrupted run frees its lock at once).
+# The lock counts while the ansible-playbook that took it lives: the farthest ancestor
+# whose command line names it. Not the nearest: that is the worker Ansible forked for
+# this one task (same command line), gone when the task ends. An interrupted run frees
+# its lock at once.
 owner= pid=$$ hops=0
-while [ "$hops" -lt 12 ]; do
+while [ "$hops" -lt 16 ]; do
     pid=$(ps -o ppid= -p "$pid" 2>/dev/null | tr -d ' ')
     case $pid in ''|0|1) break ;; esac
-    case $(ps -ww -o args= -p "$pid" 2>/dev/null) in *ansible-playbook*) owner=$pid; break ;; esac
+    case $(ps -ww -o args= -p "$pid" 2>/dev/null) in *ansible-playbook*) owner=$pid ;; esac
     hops=$((hops + 1))
 done
 mkdir -p "$(dirname "$artifact")" || exit 1

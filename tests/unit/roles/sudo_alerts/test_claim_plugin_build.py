@@ -64,11 +64,17 @@ def test_a_holder_that_never_finishes_is_waited_for_only_so_long(artifact):
     assert not artifact.exists()
 
 
-def test_the_lock_names_the_ansible_playbook_that_took_it(tmp_path, artifact):
-    wrapper = tmp_path / "ansible-playbook"  # its command line names ansible-playbook
-    wrapper.write_text(f"#!/bin/sh\necho $$\nsh {SCRIPT} {artifact} 5\n")
-    wrapper.chmod(0o755)
-    out = subprocess.run([str(wrapper)], capture_output=True, text=True, timeout=60,
+def test_the_lock_names_the_ansible_playbook_not_its_worker(tmp_path, artifact):
+    """ansible-playbook forks a worker per task (the same command line), which runs the
+    module: the lock must name the playbook run, which outlives the task."""
+    (tmp_path / "main").mkdir()
+    (tmp_path / "worker").mkdir()
+    main, worker = tmp_path / "main" / "ansible-playbook", tmp_path / "worker" / "ansible-playbook"
+    main.write_text(f"#!/bin/sh\necho $$\n{worker}\n")
+    worker.write_text(f"#!/bin/sh\nsh {SCRIPT} {artifact} 5\n")
+    for script in (main, worker):
+        script.chmod(0o755)
+    out = subprocess.run([str(main)], capture_output=True, text=True, timeout=60,
                          check=True).stdout.split()
     assert out[1] == "claimed"
     assert (lock_of(artifact) / "pid").read_text().strip() == out[0]
