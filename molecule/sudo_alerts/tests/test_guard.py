@@ -15,7 +15,7 @@ import time
 
 import pytest
 from conftest import record_figure, start_sudo_probe, sudo_probe_result, wait_for
-from test_sudo_alerts import CTL, MARK, MODULE, diagnose, reenable, sudo_works
+from test_sudo_alerts import CTL, MARK, MODULE, diagnose, guard_idle, reenable, sudo_works
 
 SO = "/usr/libexec/secalert/python_plugin.so"
 PACKAGE = "/usr/libexec/secalert/sudo-plugin/current/secalert_sudo"
@@ -73,12 +73,6 @@ class Alerts:
         found = self.receiver.messages(contains=self.on_text, wait=timeout,
                                        count=self.on_before + 1)
         return found[self.on_before:]
-
-
-def guard_idle(host):
-    """Wait until no guard run is in progress (bounded)."""
-    return wait_for(lambda: host.run("systemctl is-active %s.service", UNIT).stdout.strip()
-                    not in ("activating", "reloading"), 30)
 
 
 def restore(host, *commands):

@@ -69,6 +69,12 @@ def sudo_works(host):
     return root.rc == 0 and user.rc == 0
 
 
+def guard_idle(host):
+    """Wait until no run of the guard unit is in progress (bounded)."""
+    return wait_for(lambda: host.run("systemctl is-active secalert-sudo-guard.service")
+                    .stdout.strip() not in ("activating", "deactivating", "reloading"), 30)
+
+
 def reenable(host):
     """Put the plugin line back the way the role does (proven, or rolled back)."""
     line = host.run("grep -F 'ModulePath=%s' /etc/sudo.conf", MODULE).stdout.strip()
@@ -165,8 +171,7 @@ def test_without_the_path_unit_dpkg_or_the_role_disables_a_broken_plugin(host, t
     try:
         # No guard unit run, and no recheck armed by an earlier one, may come first.
         assert host.run("systemctl stop secalert-sudo-guard.path").rc == 0
-        assert wait_for(lambda: host.run("systemctl is-active secalert-sudo-guard.service")
-                        .stdout.strip() not in ("activating", "deactivating"), 30)
+        assert guard_idle(host)
         assert host.run("systemctl stop secalert-sudo-guard-recheck.timer "
                         "secalert-sudo-guard-recheck.service").rc == 0
         assert host.run(FAULTS["module syntax error"][0]).rc == 0
