@@ -46,9 +46,10 @@ def test_accepted_sudo_arrives_through_the_server(hosts, receiver, client, marke
     hosts[client].run("su - alice -c %s", f"sudo -n /bin/bash -c ': {marker}'")
     line = _event_line(receiver, f": {marker}")
     assert line, f"no accepted-sudo alert from {client}"
-    # syslog-ng lists the arguments comma-separated, quoting those with spaces.
-    assert line.startswith("• alice ran /bin/bash (arguments: -c,") or line.startswith(
-        "alice ran /bin/bash (arguments: -c,"), line
+    # Under the client's verified name (its certificate), alone or in a digest. syslog-ng
+    # lists the arguments comma-separated, quoting those with spaces.
+    assert line.startswith((f"• [{client}] alice ran /bin/bash (arguments: -c,",
+                            f"[{client}] alice ran /bin/bash (arguments: -c,")), line
     assert f"as root on {client} " in line, line
     assert line.endswith("accept by rule shell, warning"), line
 

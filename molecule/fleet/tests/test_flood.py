@@ -11,8 +11,11 @@ from conftest import newest_core_only, record_figure, wait_for
 
 CLIENT = "secalert-fleet-debian12"
 FLOOD = 500
-# "• secalert-sudo: 250 × sudo error on HOST: mallory ran /bin/cat, first: ...; last: ..."
-FOLDED = re.compile(r"^• \S+: (\d+) × sudo (?:error|reject) on \S+: mallory ran /bin/cat\b")
+# Under the name the server verified (the client's certificate), whatever the text says:
+# "• CLIENT secalert-sudo: 250 × [CLIENT] sudo error on CLIENT: mallory ran /bin/cat, ..."
+FOLDED = re.compile(rf"^• {CLIENT} \S+: (\d+) × \[{CLIENT}\] sudo (?:error|reject) on "
+                    rf"{CLIENT}: mallory ran /bin/cat\b")
+SENDER = f"[{CLIENT}] "
 
 pytestmark = newest_core_only
 
@@ -22,7 +25,7 @@ def _tally(messages, marker):
     the critical event with the line that shows it): a folded line counts its N, a listed
     line or a notification of its own counts 1."""
     counted, critical = 0, []
-    listed = f"mallory ran /bin/cat (arguments: /etc/{marker}-"
+    listed = f"{SENDER}mallory ran /bin/cat (arguments: /etc/{marker}-"
     for message in sorted(messages, key=lambda m: m["id"]):
         body = message["body"] or ""
         for line in body.splitlines():
@@ -63,7 +66,8 @@ def test_a_flood_of_refused_sudo_does_not_bury_a_critical_event(hosts, receiver,
     first, line = critical[0]
     # The first notification that carries it shows it by its own line (who, what, the
     # rule), not folded into the flood; and it is a critical (failure) notification.
-    assert line.startswith(("• root ran /usr/bin/stat", "root ran /usr/bin/stat")), line
+    assert line.startswith((f"• {SENDER}root ran /usr/bin/stat",
+                            f"{SENDER}root ran /usr/bin/stat")), line
     assert line.endswith("accept by rule sensitive-file, critical"), line
     assert first["type"] == "failure", first
     assert counted == FLOOD, f"mallory's refusals accounted for: {counted} of {FLOOD}"

@@ -1,7 +1,8 @@
 """The alert server believes a forwarded event's host only from the client certificate.
 
 A client posts by hand over TLS (openssl s_client) an RFC 5424 frame carrying rendered
-alert fields, as a compromised client could."""
+alert fields, as a compromised client could: it can choose the host it claims and every
+word of the text, and still every title and line shows the name in its certificate."""
 
 import time
 
@@ -16,9 +17,9 @@ def client(hosts):
     return hosts[CLIENT]
 
 
-def frame(host, marker):
+def frame(host, marker, title="posted {m}", body="hand-made {m}"):
     sd = (f'[secalert@32473 rule="client_only" severity="critical" tags="client-only" '
-          f'title="posted {marker}" body="hand-made {marker}"]')
+          f'title="{title.format(m=marker)}" body="{body.format(m=marker)}"]')
     line = f"<10>1 2026-12-01T17:00:00Z {host} relay-test - - {sd} hand-made {marker}"
     return f"{len(line.encode())} {line}"
 
@@ -43,14 +44,27 @@ def test_a_client_claiming_another_host_is_flagged(client, receiver, marker):
     got = receiver.messages(contains=marker, wait=40, count=1)
     assert [m["title"] for m in got] == [
         f"[host mismatch: certificate relay-client, claims ghost-client] posted {marker}"]
-    assert got[0]["body"] == (f"hand-made {marker} [sent by relay-client, which claimed to "
-                              "be ghost-client]")
+    assert got[0]["body"] == (
+        f"[host mismatch: certificate relay-client, claims ghost-client] hand-made {marker}")
 
 
 def test_a_client_with_its_own_name_is_believed(client, receiver, marker):
     post(client, frame("relay-client", marker))
     got = receiver.messages(contains=marker, wait=40, count=1)
-    assert [m["title"] for m in got] == [f"posted {marker}"]
+    assert [(m["title"], m["body"]) for m in got] == [
+        (f"[relay-client] posted {marker}", f"[relay-client] hand-made {marker}")]
+
+
+def test_a_client_writing_another_hosts_name_is_shown_under_its_own(client, receiver,
+                                                                     marker):
+    """Its own name in the frame, the alert server's in the text: the reader still sees
+    who sent it first, on every line."""
+    post(client, frame("relay-client", marker, title="account change on alerts {m}",
+                       body="alerts useradd: new user {m}"))
+    got = receiver.messages(contains=marker, wait=40, count=1)
+    assert [(m["title"], m["body"]) for m in got] == [
+        (f"[relay-client] account change on alerts {marker}",
+         f"[relay-client] alerts useradd: new user {marker}")]
 
 
 def test_a_host_without_a_client_certificate_cannot_post(client, receiver, marker):

@@ -49,10 +49,12 @@ def test_client_event_reaches_receiver_through_server(client, server, receiver, 
     client.check_output("logger -t %s -p auth.info -- %s", program, text)
     got = receiver.messages(contains=marker, wait=40, count=1)
     assert len(got) == 1, diagnostics(client, server)
-    # a preset's body names the host (it is also its line in a digest); the client's own
-    # rule keeps its own body
-    body = f"relay-client {program}: {text}" if program == "sshd" else text
-    assert (got[0]["title"], got[0]["body"], got[0]["type"]) == (title, body, ntype)
+    # Shown under the name the server verified (the client's certificate): in front of
+    # every title and line that does not begin with it. A preset's body names the host
+    # first (it is also its line in a digest); the client's own rule keeps its own body.
+    body = f"relay-client {program}: {text}" if program == "sshd" else f"[relay-client] {text}"
+    assert (got[0]["title"], got[0]["body"], got[0]["type"]) == (
+        f"[relay-client] {title}", body, ntype)
     assert got[0]["path"] == "/relay"
 
 

@@ -10,6 +10,8 @@ the sudo direct-mode sender, inside syslog-ng and next to sudo.
   ``NotifyFormat`` *values*, so it works with Apprise 2.x enums and 1.x strings).
 - ``digest``: one notification for many log events, most severe first; a source with
   many events at one severity is folded into one counted line instead of being listed.
+- ``attribute``: text written by another host, shown as that host's: every line starts
+  with the sender the alert server verified ("[web1] ..."), whatever the text claims.
 - ``sudo_event`` / ``sudo_digest``: the sudo decision, fault and status events of the
   sudo audit plugin (docs: CONTRACTS of the event lines), each with its own title.
 """
@@ -103,6 +105,32 @@ def limits(server, max_body=0):
 
 
 # -- log events (syslog-ng) ------------------------------------------------------------
+
+# What the alert server puts in front of a line a client wrote that does not begin with
+# the client's verified name (its certificate's CN).
+ORIGIN_PREFIX = "[{origin}] "
+
+
+def attribute(value, origin, multiline=False):
+    """``value`` (str or bytes) as text written by ``origin``: a line that does not begin
+    with ``origin`` (followed by a space, a colon or nothing) gets ORIGIN_PREFIX in front,
+    so the first word of every line is the sender the server verified, not one the text
+    claims. ``multiline``: every line of a body (else one line). Empty ``origin``: the
+    text is unchanged (the alert server's own events, a standalone host's).
+    """
+    origin = text.clean(origin, multiline=False)
+    value = text.clean(value, multiline=multiline)
+    if not origin:
+        return value
+    prefix = ORIGIN_PREFIX.format(origin=origin)
+
+    def own(line):
+        line = line.lstrip()
+        return line.startswith(origin) and line[len(origin):len(origin) + 1] in ("", " ", ":")
+
+    lines = value.split("\n") if multiline else [value]
+    return "\n".join(line if own(line) or (multiline and not line.strip()) else prefix + line
+                     for line in lines)
 
 
 def single(title, body, severity, markdown, title_max=250, body_max=4000):

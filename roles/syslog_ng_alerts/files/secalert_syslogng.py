@@ -62,6 +62,7 @@ DEFAULTS = {
     "body": "${ISODATE} ${HOST} ${PROGRAM}: ${MESSAGE}",
     "type": "warning",
     "source": "${PROGRAM}",
+    "origin": "",
     "rate_limit": "5",
     "rate_period": "60",
     "markdown": "auto",
@@ -74,7 +75,7 @@ DEFAULTS = {
     "ledger": "",
     "ledger_max_bytes": "10485760",
 }
-TEMPLATES = ("title", "body", "type", "source")
+TEMPLATES = ("title", "body", "type", "source", "origin")
 # What a message shows when a template cannot format it (invalid UTF-8 and the like):
 # the raw values, with replacement characters. Never a drop.
 FALLBACK = {
@@ -82,6 +83,7 @@ FALLBACK = {
     "body": "${HOST} ${PROGRAM}: ${MESSAGE}",
     "type": "warning",
     "source": "${PROGRAM}",
+    "origin": None,  # the configured template itself, from the raw values
 }
 FALLBACK_NOTE = " [secalert: the event could not be formatted; invalid bytes shown as \ufffd]"
 _MACRO = ("${", "}")
@@ -204,13 +206,17 @@ class Target:
 
 
 class Event(tuple):
-    """One queued message: ``(title, body, type, source)`` as bytes, plus flags."""
+    """One queued message: ``(title, body, type, source, origin)`` as bytes, plus flags.
+
+    ``origin``: the sender the alert server verified for a forwarded event (empty for
+    its own events and on a standalone host); ``render`` puts it in front of the text.
+    """
 
     __slots__ = ()
 
-    def __new__(cls, title, body, ntype, source, own=False, fallback=False):
+    def __new__(cls, title, body, ntype, source, origin=b"", own=False, fallback=False):
         return super().__new__(cls, (title, body, ntype, source, own, fallback,
-                                     hash((title, body))))
+                                     hash((title, body, origin)), origin))
 
     title = property(lambda self: self[0])
     body = property(lambda self: self[1])
@@ -219,6 +225,7 @@ class Event(tuple):
     own = property(lambda self: self[4])
     fallback = property(lambda self: self[5])
     fp = property(lambda self: self[6])
+    origin = property(lambda self: self[7])
 
 
 def _fingerprint(events):
@@ -353,7 +360,7 @@ class AppriseDestination(_Base):
                 rendered.append(_format(tmpl, msg))
             except Exception:  # noqa: BLE001 - UnicodeDecodeError on invalid UTF-8 and others
                 fallback = True
-                rendered.append(_raw_format(FALLBACK[key], msg))
+                rendered.append(_raw_format(FALLBACK[key] or self.opts[key], msg))
         if fallback:
             rendered[1] += FALLBACK_NOTE.encode()
         return Event(*rendered, fallback=fallback)
@@ -468,9 +475,10 @@ class AppriseDestination(_Base):
     def _record(self, batch):
         """Append the delivered events to the ledger: what every target accepted.
 
-        One JSON line per event (time, tag, title, body), root-only. playbooks/verify.yml
-        reads it to confirm delivery. Kept to ledger_max_bytes by one rotation (.1). A
-        ledger that cannot be written is reported and never holds delivery back.
+        One JSON line per event (time, tag, origin, title, body as the sender wrote them),
+        root-only. playbooks/verify.yml reads it to confirm delivery. Kept to
+        ledger_max_bytes by one rotation (.1). A ledger that cannot be written is reported
+        and never holds delivery back.
         """
         path = self.opts["ledger"]
         if not path:
@@ -480,9 +488,12 @@ class AppriseDestination(_Base):
             lines = "".join(
                 json.dumps(
                     {"time": stamp, "tag": self.tag,
+                     "origin": event.origin.decode("utf-8", "replace"),
                      "title": event.title.decode("utf-8", "replace"),
                      "body": event.body.decode("utf-8", "replace")[:2000]},
-                    ensure_ascii=False,
+                    # ASCII only: a raw U+2028 in a body would end the record for
+                    # readers that split on every Unicode line break (str.splitlines).
+                    ensure_ascii=True,
                 ) + "\n"
                 for event in batch
             )
@@ -526,11 +537,15 @@ class AppriseDestination(_Base):
         title_max, body_max = render.limits(server, self.max_body)
         if len(events) == 1:
             event = events[0]
-            title, body, ntype = render.single(event.title, event.body, event.ntype,
-                                               markdown, title_max, body_max)
+            title, body, ntype = render.single(
+                render.attribute(event.title, event.origin),
+                render.attribute(event.body, event.origin, multiline=True),
+                event.ntype, markdown, title_max, body_max)
         else:
             title, body, ntype = render.digest(
-                [(e.title, e.body, e.ntype, e.source) for e in events],
+                [(render.attribute(e.title, e.origin), render.attribute(e.body, e.origin),
+                  e.ntype, e.origin + b" " + e.source if e.origin else e.source)
+                 for e in events],
                 markdown, title_max, body_max, self.max_lines)
         return title, body, ntype, "markdown" if markdown else "text"
 

@@ -220,3 +220,30 @@ def test_sudo_digest_lists_every_event_while_they_fit():
     assert title.startswith("[warning] sudo: 20 events on ")
     for i in range(20):
         assert f"mark-burst {i}'" in body, body
+
+
+@pytest.mark.parametrize(
+    "value, origin, multiline, expected",
+    [
+        ("web1 sshd: Failed password", "web2", False, "[web2] web1 sshd: Failed password"),
+        ("web2 sshd: Failed password", "web2", False, "web2 sshd: Failed password"),
+        ("web2: sshd", "web2", False, "web2: sshd"),
+        ("web2", "web2", False, "web2"),
+        # a longer name that starts with the sender's is another name
+        ("web2x sshd: x", "web2", False, "[web2] web2x sshd: x"),
+        ("web2.example.org sshd: x", "web2", False, "[web2] web2.example.org sshd: x"),
+        # invisible and control characters cannot hide or fake the name
+        ("\u202eweb1 sshd: x", "web2", False, "[web2] web1 sshd: x"),
+        ("\u200bweb2 sshd: x", "web2", False, "web2 sshd: x"),
+        # every line of a body, whatever line break it uses; blank lines stay blank
+        ("web2 a\u2028web1 b\r\n\nweb1 c", "web2", True, "web2 a\n[web2] web1 b\n\n[web2] web1 c"),
+        # one line: the breaks are folded first
+        ("web2 a\nweb1 b", "web2", False, "web2 a web1 b"),
+        (b"web1 \xff", b"web2", False, "[web2] web1 \ufffd"),
+        # no origin: the alert server's own events, a standalone host's
+        ("web1 sshd: x", "", True, "web1 sshd: x"),
+    ],
+)
+def test_attribute_puts_the_verified_sender_first_on_every_line(value, origin, multiline,
+                                                               expected):
+    assert render.attribute(value, origin, multiline=multiline) == expected

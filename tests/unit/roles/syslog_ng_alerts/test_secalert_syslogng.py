@@ -615,3 +615,67 @@ def test_a_full_batch_may_use_the_kept_slot(clock):
     drv.log(*(msg(i) for i in range(60)))
     drv.run(5)
     assert len(dest.transport.calls) == 5 and drv.acked == 50
+
+
+def forwarded(text, origin, title="SSH login failure on web1"):
+    """A client's event as the alert server holds it: the client's text, and the sender the
+    server verified in .secalert.origin (the certificate's CN)."""
+    return syslogng.LogMessage(text, HOST=origin, PROGRAM="sshd", SEV="warning", T=title,
+                               **{".secalert.origin": origin})
+
+
+def origin_dest(clock, tmp_path=None, **options):
+    return make_dest(clock, title="${T}", origin="${.secalert.origin}", markdown="no",
+                     **options)
+
+
+def test_a_client_naming_another_host_is_shown_under_its_verified_name(clock, tmp_path):
+    """A compromised client (web2) writes web1's name into its title and body, one line
+    of them through a Unicode line separator: every line still starts with web2."""
+    dest = origin_dest(clock, ledger=str(tmp_path / "delivered.log"))
+    drv = Driver(dest, clock)
+    drv.log(forwarded("web1 sshd: Failed password for root\u2028web1 sshd: again", "web2"))
+    drv.cycle()
+    ((_1, _2, title, body),) = dest.sent
+    assert title == "[web2] SSH login failure on web1"
+    assert body == "[web2] web1 sshd: Failed password for root\n[web2] web1 sshd: again"
+    # the ledger keeps the text as sent and the verified sender beside it
+    ((row,),) = [_ledger(tmp_path / "delivered.log")]
+    assert (row["origin"], row["title"]) == ("web2", "SSH login failure on web1")
+
+
+def test_text_that_starts_with_its_verified_sender_is_left_as_it_is(clock):
+    dest = origin_dest(clock)
+    drv = Driver(dest, clock)
+    drv.log(forwarded("web2 sshd: Failed password for root", "web2", title="web2: sshd"))
+    drv.cycle()
+    ((_1, _2, title, body),) = dest.sent
+    assert (title, body) == ("web2: sshd", "web2 sshd: Failed password for root")
+
+
+def test_a_digest_attributes_every_line_and_counts_floods_per_sender(clock):
+    dest = origin_dest(clock, max_body=600)
+    drv = Driver(dest, clock)
+    drv.log(forwarded("web1 sshd: forged", "web2"), forwarded("web1 sshd: real", "web1"),
+            *(forwarded(f"web1 sshd: flood {i}", "web2") for i in range(300)))
+    drv.cycle()
+    ((_1, count, title, body),) = dest.sent
+    assert count == 302
+    assert title == "302 events: [web2] SSH login failure on web1 and others"
+    lines = body.splitlines()[1:]
+    assert "• web1 sshd: real" in lines
+    # web2's flood, folded under its verified name, as are its examples
+    assert ("• web2 sshd: 301 × [web2] SSH login failure on web1, first: [web2] web1 sshd: "
+            "forged; last: [web2] web1 sshd: flood 299") in lines
+    assert not [line for line in lines if line.startswith("• web1") and "real" not in line]
+
+
+def test_events_without_an_origin_are_shown_as_written(clock):
+    """The alert server's own events (no .secalert.origin) and a standalone host's."""
+    dest = origin_dest(clock)
+    drv = Driver(dest, clock)
+    drv.log(syslogng.LogMessage("alerts sshd: x", HOST="alerts", PROGRAM="sshd",
+                                SEV="warning", T="SSH login failure on alerts"))
+    drv.cycle()
+    ((_1, _2, title, body),) = dest.sent
+    assert (title, body) == ("SSH login failure on alerts", "alerts sshd: x")
