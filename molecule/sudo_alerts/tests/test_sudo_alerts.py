@@ -6,6 +6,7 @@ guard's and the plugin's journal, the rendered config and the plugin line of sud
 
 import json
 import shlex
+import time
 
 import pytest
 from conftest import wait_for
@@ -136,6 +137,23 @@ def test_direct_mode_delivers_to_the_receiver(host, receiver, marker):
     assert len(messages) == 1, diagnose(host)
     assert messages[0]["title"].startswith("[warning] sudo: alice ran /bin/bash as root")
     assert wait_events(host, marker), "the syslog copy is missing" + diagnose(host)
+
+
+def test_a_sudo_rules_tags_choose_its_targets_in_direct_mode(host, receiver, marker):
+    """Every target that carries any of the event's tags, as in syslog mode
+    (syslog_ng_standalone's test_tags.py, syslog_ng_relay): the refusal (rule denied:
+    sudo, sudo-denied) reaches /sudo and /denied, the command run (rule shell: sudo,
+    sudo-shell) /sudo only."""
+    assert as_user(host, f"sudo -S -p '' /usr/bin/cat /etc/shadow {marker}",
+                   "Al1ce-sudo-pass").rc != 0
+    assert as_user(host, f"sudo -S -p '' /bin/bash -c ': {marker}'", "Al1ce-sudo-pass").rc == 0
+    receiver.messages(contains=marker, wait=30, count=3)
+    time.sleep(3)  # anything else these two raise is in by now
+    got = receiver.messages(contains=marker)
+    where = sorted((m["path"], "refused" if "/etc/shadow" in m["title"] + (m["body"] or "")
+                    else "run") for m in got)
+    assert where == [("/denied", "refused"), ("/sudo", "refused"), ("/sudo", "run")], (
+        got, diagnose(host))
 
 
 def test_a_burst_costs_one_sender_and_loses_nothing(host, receiver, marker):

@@ -3,6 +3,7 @@
 The link tests at the end stop and restart the server: keep them last."""
 
 
+import json
 import re
 import time
 
@@ -155,3 +156,24 @@ def test_first_event_after_a_server_restart_arrives(client, server, receiver, ma
 
 def test_heartbeats_never_alert(receiver):
     assert receiver.messages(contains="MARK") == []
+
+
+def test_a_sudo_events_own_tags_choose_its_targets_through_the_server(client, receiver,
+                                                                      marker):
+    """The client forwards the tags of the sudo rule with the event; the server routes by
+    them: /denied (tagged sudo-denied) gets the refusal, and the event tagged only sudo,
+    which no target here carries, goes to the default tags (/relay)."""
+    for what, tags in (("denied", ["sudo", "sudo-denied"]), ("routine", ["sudo"])):
+        event = json.dumps({
+            "schema": 1, "type": "sudo", "user": "alice",
+            "command": f"/usr/bin/{what}-{marker}", "args": [], "runas_user": "root",
+            "decision": "reject", "rule": what, "severity": "critical", "tags": tags,
+            "tty": "", "cwd": "/"}, separators=(",", ":"))
+        client.check_output("logger -u /run/secalert/log.sock -t secalert-sudo "
+                            "-p authpriv.crit -- %s", event)
+    got = receiver.messages(contains=marker, wait=60, count=2)
+    time.sleep(4)
+    got = receiver.messages(contains=marker)
+    where = sorted((m["path"], "denied" if f"denied-{marker}" in m["title"] else "routine")
+                   for m in got)
+    assert where == [("/denied", "denied"), ("/relay", "routine")], got

@@ -451,11 +451,24 @@ def server_key(server):
     return hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
+def split_tags(value):
+    """A tag set as a tuple: ``"a, b"``, ``"a,b"`` (syslog-ng's form of a JSON list, its
+    elements quoted when they hold a comma or a quote), bytes, or a list."""
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("utf-8", "replace")
+    if isinstance(value, str):
+        value = value.split(",")
+    tags = (str(t).strip().strip("'\"").strip() for t in value or ())
+    return tuple(dict.fromkeys(t for t in tags if t))
+
+
 class AppriseTransport:
-    """Targets of one Apprise config for one tag, reloaded when the file changes.
+    """Targets of one Apprise config per tag set, reloaded when the file changes.
 
     What the syslog-ng ``apprise()`` destination calls (it takes the transport as an object,
-    so tests give it another one): ``targets(now)`` and ``notify(server, ...)``.
+    so tests give it another one): ``targets(now, tags)`` and ``notify(server, ...)``.
+    ``tag`` is the destination's own tag set, for events that bring none. A tag set
+    selects every target that carries any of its tags (Apprise's OR of a list).
     ``report(key, message)`` is how problems reach the caller's log (masked, rate-limited
     by the caller).
     """
@@ -463,33 +476,49 @@ class AppriseTransport:
     CHECK_EVERY = 10.0  # seconds between looks at the config file
 
     def __init__(self, config, tag, venv=None, report=None):
-        self.config, self.tag, self.venv = config, tag, venv
+        self.config, self.venv = config, venv
+        self.tag = split_tags(tag)
         self.report = report or (lambda key, message: None)
         self.apprise = None
-        self.servers = None
+        self.apobj = None
+        self.servers = {}  # tag set -> [(key, display name, server)]
         self.sig = None
         self.checked = -1e18
 
-    def targets(self, now):
-        """``[(key, display name, server)]``, or None while Apprise or the config is missing."""
-        if self.servers is not None and now - self.checked < self.CHECK_EVERY:
-            return self.servers
-        self.checked = now
+    def targets(self, now, tags=None):
+        """``[(key, display name, server)]`` of the targets of ``tags`` (anything
+        ``split_tags`` reads; None or empty: the transport's own tag set), or None while
+        Apprise or the config is missing."""
+        tags = split_tags(tags) or self.tag
+        if self.apobj is None or now - self.checked >= self.CHECK_EVERY:
+            self.checked = now
+            if not self._reload():
+                return None
+        if tags not in self.servers:
+            servers = list(self.apobj.find(tag=list(tags)))
+            self.servers[tags] = [(server_key(s), display_name(s), s) for s in servers]
+            if not servers:
+                self.report("config", f"{self.config}: no target for tags "
+                                      f"{', '.join(tags)!r}")
+        return self.servers[tags]
+
+    def _reload(self):
+        """Load the config when it changed; False while Apprise or the config is missing."""
         if self.apprise is None:
             self.apprise, error = import_apprise(self.venv)
             if self.apprise is None:
                 last = (error or "").strip().splitlines()[-1:] or [""]
                 self.report("import", f"cannot import apprise (venv {self.venv}): {last[0]}")
-                return None
+                return False
         try:
             st = os.stat(self.config)
             sig = (st.st_mtime_ns, st.st_size, st.st_ino)
         except OSError as exc:
             # Not there (yet): a rollout in progress, keep the events until it is.
             self.report("config", f"cannot read {self.config}: {exc.strerror}")
-            return None
-        if self.servers is not None and sig == self.sig:
-            return self.servers
+            return False
+        if self.apobj is not None and sig == self.sig:
+            return True
         capture = _Lines()
         alog = logging.getLogger("apprise")
         with NOTIFY_LOCK:
@@ -499,17 +528,16 @@ class AppriseTransport:
                 cfg.add(self.config)
                 apobj = self.apprise.Apprise()
                 apobj.add(cfg)
-                servers = list(apobj.find(self.tag))
+                count = len(apobj)  # loads the config now, inside the capture
             finally:
                 alog.removeHandler(capture)
-        self.sig = sig
-        self.servers = [(server_key(s), display_name(s), s) for s in servers]
+        self.sig, self.apobj, self.servers = sig, apobj, {}
         problems = [line for line in capture.lines
                     if "rror" in line or "nvalid" in line or "nparseable" in line]
-        if problems or not servers:
-            self.report("config", f"{self.config}: {len(servers)} target(s) for tag "
-                                  f"{self.tag!r}, {len(problems)} problem(s) while loading it")
-        return self.servers
+        if problems or not count:
+            self.report("config", f"{self.config}: {count} target(s), {len(problems)} "
+                                  "problem(s) while loading it")
+        return True
 
     def notify(self, server, body, title, notify_type, body_format):
         return notify_one(self.apprise, server, body, title, notify_type, body_format)

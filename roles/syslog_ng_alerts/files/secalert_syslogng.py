@@ -63,6 +63,8 @@ DEFAULTS = {
     "type": "warning",
     "source": "${PROGRAM}",
     "origin": "",
+    "tags": "",
+    "fallback": "",
     "rate_limit": "5",
     "rate_period": "60",
     "markdown": "auto",
@@ -75,7 +77,7 @@ DEFAULTS = {
     "ledger": "",
     "ledger_max_bytes": "10485760",
 }
-TEMPLATES = ("title", "body", "type", "source", "origin")
+TEMPLATES = ("title", "body", "type", "source", "origin", "tags")
 # What a message shows when a template cannot format it (invalid UTF-8 and the like):
 # the raw values, with replacement characters. Never a drop.
 FALLBACK = {
@@ -84,6 +86,7 @@ FALLBACK = {
     "type": "warning",
     "source": "${PROGRAM}",
     "origin": None,  # the configured template itself, from the raw values
+    "tags": None,
 }
 FALLBACK_NOTE = " [secalert: the event could not be formatted; invalid bytes shown as \ufffd]"
 _MACRO = ("${", "}")
@@ -206,17 +209,21 @@ class Target:
 
 
 class Event(tuple):
-    """One queued message: ``(title, body, type, source, origin)`` as bytes, plus flags.
+    """One queued message: ``(title, body, type, source, origin, tags)`` as bytes, plus
+    flags.
 
     ``origin``: the sender the alert server verified for a forwarded event (empty for
     its own events and on a standalone host); ``render`` puts it in front of the text.
+    ``tags``: the event's own Apprise tags ("a,b"), which choose its targets; empty: the
+    destination's tag().
     """
 
     __slots__ = ()
 
-    def __new__(cls, title, body, ntype, source, origin=b"", own=False, fallback=False):
+    def __new__(cls, title, body, ntype, source, origin=b"", tags=b"", own=False,
+                fallback=False):
         return super().__new__(cls, (title, body, ntype, source, own, fallback,
-                                     hash((title, body, origin)), origin))
+                                     hash((title, body, origin, tags)), origin, tags))
 
     title = property(lambda self: self[0])
     body = property(lambda self: self[1])
@@ -226,6 +233,7 @@ class Event(tuple):
     fallback = property(lambda self: self[5])
     fp = property(lambda self: self[6])
     origin = property(lambda self: self[7])
+    tags = property(lambda self: self[8])
 
 
 def _fingerprint(events):
@@ -278,6 +286,7 @@ class AppriseDestination(_Base):
         self.report_interval = self._number(opts, "report_interval", float)
         self.retry_max = max(1.0, self._number(opts, "retry_max", float))
         self.markdown = opts["markdown"].lower()
+        self.fallback = opts["fallback"] or None
         self.templates = [self._template(opts.get(k) or DEFAULTS[k], k) for k in TEMPLATES]
         self.batch = []
         self.targets = {}
@@ -390,26 +399,22 @@ class AppriseDestination(_Base):
         if not alerts:
             self.stats["ignored"] += own
             return SUCCESS
-        if not self._load(now):
+        routed = self._routes(now, alerts)
+        if routed is None:
             # Apprise or its config missing: keep everything until they are installed.
             self.next_attempt = now + min(self.retry_max, 30.0)
             return NOT_CONNECTED
-        if not self.targets:
-            self.stats["dropped"] += len(alerts)
-            self._report(
-                "no-target",
-                f"no valid Apprise target for tag {self.tag!r} in {self.opts['config']}: "
-                f"{len(alerts)} event(s) dropped",
-                count=len(alerts),
-            )
-            return SUCCESS
+        routes, orphans = routed
+        if not routes:
+            return self._done(alerts, orphans, own)
         pending_until = None
         # A full batch means more events wait in syslog-ng's queue behind it: a critical
         # one among them cannot be sent before this batch is acked, and the disk-buffer
         # fills. Such a batch may use the slot kept for critical events.
         backlog = len(batch) >= self.max_events
-        for target in self.targets.values():
-            part = alerts[target.skip(alerts) :]
+        for key, target in self.targets.items():
+            mine = routes[key]
+            part = mine[target.skip(mine) :]
             if not part:
                 continue
             critical = backlog or any(self._rank(e) >= FAILURE_RANK for e in part)
@@ -427,10 +432,10 @@ class AppriseDestination(_Base):
             target.limiter.settle(started, now)
             if outcome == OK:
                 target.failures = 0
-                target.mark(alerts)
+                target.mark(mine)
                 continue
             if outcome == PERMANENT:
-                target.mark(alerts)
+                target.mark(mine)
                 self.stats["dropped"] += len(part)
                 self._report(
                     "perm:" + target.key,
@@ -461,10 +466,26 @@ class AppriseDestination(_Base):
             return NOT_CONNECTED
         for target in self.targets.values():
             target.reset()
-        self.stats["delivered"] += len(alerts)
+        return self._done(alerts, orphans, own)
+
+    def _done(self, alerts, orphans, own):
+        """The batch is through: count it, report what no target took, write the ledger."""
+        if orphans:
+            self.stats["dropped"] += len(orphans)
+            tags = sorted({e.tags.decode("utf-8", "replace") or self.tag for e in orphans})
+            self._report(
+                "no-target",
+                f"no valid Apprise target for tags {' / '.join(tags)!r} nor for tag "
+                f"{self.fallback or self.tag!r} in {self.opts['config']}: {len(orphans)} "
+                "event(s) dropped",
+                count=len(orphans),
+            )
+        dropped = {id(e) for e in orphans}
+        taken = [e for e in alerts if id(e) not in dropped] if orphans else alerts
+        self.stats["delivered"] += len(taken)
         self.stats["ignored"] += own
-        self.stats["unprintable"] += sum(1 for e in alerts if e.fallback)
-        self._record(alerts)
+        self.stats["unprintable"] += sum(1 for e in taken if e.fallback)
+        self._record(taken)
         return SUCCESS
 
     def _rank(self, event):
@@ -508,22 +529,41 @@ class AppriseDestination(_Base):
         except Exception as exc:  # noqa: BLE001 - the ledger never blocks delivery
             self._report("ledger", f"cannot write the delivery ledger {path}: {exc!r}")
 
-    def _load(self, now):
-        """Refresh ``self.targets`` from the transport; False while it has none to give."""
+    def _routes(self, now, alerts):
+        """``({target key: [its events, batch order]}, [events no target takes])``, or
+        None while the transport has no targets to give. ``self.targets`` becomes the
+        targets of this batch (a known target keeps its backoff and progress).
+
+        An event's own tags choose its targets (any target with any of them); an event
+        without tags goes to the destination's tag(); one that no target takes so, to
+        fallback() (empty: tag()).
+        """
         if self.transport is None:
             self.transport = self._apprise_transport()
             if self.transport is None:
-                return False
-        found = self.transport.targets(now)
-        if found is None:
-            return False
+                return None
+        chosen = {}
+        for tags in dict.fromkeys(e.tags for e in alerts):
+            found = self.transport.targets(now, tags)
+            if found is not None and not found and (tags or self.fallback):
+                found = self.transport.targets(now, self.fallback)
+            if found is None:
+                return None
+            chosen[tags] = found
         old, self.targets = self.targets, {}
-        for key, name, server in found:
-            target = old.get(key) or Target(
-                key, server, name, shared_limiter(key, self.rate_limit, self.rate_period))
-            target.server, target.name = server, name
-            self.targets[key] = target
-        return True
+        routes, orphans = {}, []
+        for event in alerts:
+            if not chosen[event.tags]:
+                orphans.append(event)
+            for key, name, server in chosen[event.tags]:
+                if key not in self.targets:
+                    target = old.get(key) or Target(
+                        key, server, name,
+                        shared_limiter(key, self.rate_limit, self.rate_period))
+                    target.server, target.name = server, name
+                    self.targets[key] = target
+                routes.setdefault(key, []).append(event)
+        return routes, orphans
 
     def _notify(self, target, events):
         title, body, ntype, fmt = self.render(target.server, events)

@@ -185,7 +185,7 @@ BAD_RULES = [
     ("bad override of a preset that is not selected", ([], {"root_login": "x"}),
      ["override of preset root_login", "must be a dictionary"]),
     ("unknown field", (["ssh_failed"], {"ssh_failed": {"severty": "critical"}}),
-     ["unknown field(s) severty", "it may set body, filter"]),
+     ["unknown field(s) severty", "it may set body, event_tags, filter"]),
     ("rename", (["ssh_failed"], {"ssh_failed": {"name": "ssh2"}}),
      ["cannot rename it", "'ssh2'"]),
     ("override of an unknown preset", (["ssh_failed"], {"ssh_fialed": {"severity": "x"}}),

@@ -63,9 +63,16 @@ class FakeTransport:
         self.took = iter(took or [])
         self.sent, self.calls = [], []
         self.broken = False  # notify() raises, as a bug in a plugin would
+        self.tagged = {}  # target name -> its tags, for events that bring their own
+        self.own = None  # the targets of the destination's own tag (None: all of them)
 
-    def targets(self, now):
-        return self.servers
+    def targets(self, now, tags=None):
+        """Every target for the destination's own tag; for an event's tags, the targets
+        whose name is one of them (``tagged`` maps a tag to the names it selects)."""
+        tags = targets.split_tags(tags)
+        if not tags:
+            return self.servers if self.own is None else self.own
+        return [s for s in self.servers if set(self.tagged.get(s[1], ())) & set(tags)]
 
     def notify(self, server, body, title, notify_type, body_format):
         if self.broken:
@@ -369,7 +376,7 @@ class Receiver:
             def do_POST(self):
                 data = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if receiver.status == 200:
-                    receiver.got.append(json.loads(data))
+                    receiver.got.append({**json.loads(data), "path": self.path})
                 self.send_response(receiver.status)
                 self.end_headers()
 
@@ -679,3 +686,90 @@ def test_events_without_an_origin_are_shown_as_written(clock):
     drv.cycle()
     ((_1, _2, title, body),) = dest.sent
     assert (title, body) == ("SSH login failure on alerts", "alerts sshd: x")
+
+
+def tagged(i, tags):
+    return syslogng.LogMessage(f"event {i}", HOST="h1", PROGRAM="sudo", SEV="warning",
+                               TAGS=tags)
+
+
+def test_an_events_own_tags_choose_its_targets(clock):
+    """Any target with any of the event's tags; an event without tags, or with tags no
+    target carries, goes to the destination's tag() (here: every target)."""
+    dest = make_dest(clock, targets=("sudo", "denied", "other"), tags="${TAGS}")
+    dest.transport.tagged = {"sudo": ["sudo"], "denied": ["sudo-denied"], "other": ["x"]}
+    drv = Driver(dest, clock)
+    drv.log(tagged(1, "sudo,sudo-denied"), tagged(2, "sudo"), tagged(3, ""),
+            tagged(4, "nobody"), tagged(5, '"sudo-denied"'))
+    assert drv.cycle() == mod.SUCCESS
+    got = {t: sorted(line for line in body.splitlines() if line.startswith("• "))
+           for t, _1, _2, body in dest.sent}
+    assert got == {
+        "sudo": ["• event 1", "• event 2", "• event 3", "• event 4"],
+        "denied": ["• event 1", "• event 3", "• event 4", "• event 5"],
+        "other": ["• event 3", "• event 4"],
+    }
+    assert dest.stats["delivered"] == 5 and dest.stats["dropped"] == 0
+
+
+def test_events_no_target_takes_are_counted_and_the_others_delivered(clock):
+    dest = make_dest(clock, targets=("sudo",), tags="${TAGS}")
+    dest.transport.tagged = {"sudo": ["sudo"]}
+    dest.transport.own = []  # nothing for the destination's own tag either
+    drv = Driver(dest, clock)
+    drv.log(tagged(1, "sudo"), tagged(2, "nobody"))
+    assert drv.cycle() == mod.SUCCESS and drv.acked == 2
+    ((target, count, _1, body),) = dest.sent
+    assert (target, count, body) == ("sudo", 1, "event 1")
+    assert (dest.stats["delivered"], dest.stats["dropped"]) == (1, 1)
+    assert [m for _1, m in syslogng.Logger.records
+            if "no valid Apprise target for tags 'nobody'" in m and "1 event(s) dropped" in m]
+
+
+def test_an_outage_of_one_tags_target_replays_only_what_it_lacks(clock):
+    """The tag set of each event routes the replay the same way: the target that had its
+    events does not get them twice."""
+    dest = make_dest(clock, script={"denied": [TRANSIENT]}, targets=("sudo", "denied"),
+                     tags="${TAGS}", retry_max=2)
+    dest.transport.tagged = {"sudo": ["sudo"], "denied": ["sudo-denied"]}
+    drv = Driver(dest, clock)
+    drv.log(tagged(1, "sudo"), tagged(2, "sudo,sudo-denied"))
+    drv.run(10)
+    assert drv.acked == 2 and drv.codes[0] == mod.NOT_CONNECTED
+    assert [(t, n) for t, n, _1, _2 in dest.sent] == [("sudo", 2), ("denied", 1)]
+
+
+def test_real_apprise_routes_by_the_events_tags(tmp_path, receiver, clock):
+    pytest.importorskip("apprise")
+    cfg = tmp_path / "apprise.yml"
+    cfg.write_text(
+        f"urls:\n"
+        f"  - json://127.0.0.1:{receiver.port}/all:\n      tag: secalert, sudo\n"
+        f"  - json://127.0.0.1:{receiver.port}/denied:\n      tag: sudo-denied\n")
+    dest = mod.AppriseDestination()
+    dest.clock = clock
+    dest.init({"config": str(cfg), "tag": "secalert", "tags": "${TAGS}", "venv": "",
+               "body": "${MESSAGE}", "title": "${MESSAGE}", "rate_limit": "100"})
+    drv = Driver(dest, clock)
+    drv.log(tagged(1, "sudo-denied"))
+    assert drv.cycle() == mod.SUCCESS
+    drv.log(tagged(2, ""))
+    assert drv.cycle() == mod.SUCCESS
+    # event 1 reached only the target tagged sudo-denied, event 2 (no tags) only the
+    # destination's tag's
+    assert [(m["path"], m["title"]) for m in receiver.got] == [
+        ("/denied", "event 1"), ("/all", "event 2")]
+
+
+def test_events_no_target_takes_go_to_the_fallback_tags(clock):
+    """syslog_ng_alerts_default_tags: a target tagged secalert only still gets a sudo event
+    tagged sudo, sudo-denied (upgrades from routing by the preset's fixed tags)."""
+    dest = make_dest(clock, targets=("secalert", "web"), tags="${TAGS}", fallback="secalert")
+    dest.transport.tagged = {"secalert": ["secalert"], "web": ["web"]}
+    dest.transport.own = []  # the destination's own tag (sudo) has no target
+    drv = Driver(dest, clock)
+    drv.log(tagged(1, "sudo,sudo-denied"), tagged(2, "web"), tagged(3, ""))
+    assert drv.cycle() == mod.SUCCESS
+    got = {t: [line for line in body.splitlines() if line.startswith("• ")] or [body]
+           for t, _1, _2, body in dest.sent}
+    assert got == {"secalert": ["• event 1", "• event 3"], "web": ["event 2"]}
