@@ -55,8 +55,8 @@ def test_a_client_with_its_own_name_is_believed(client, receiver, marker):
         (f"[relay-client] posted {marker}", f"[relay-client] hand-made {marker}")]
 
 
-def test_a_client_writing_another_hosts_name_is_shown_under_its_own(client, receiver,
-                                                                     marker):
+def test_a_client_writing_another_hosts_name_is_shown_under_its_own(
+        client, receiver, marker):
     """Its own name in the frame, the alert server's in the text: the reader still sees
     who sent it first, on every line."""
     post(client, frame("relay-client", marker, title="account change on alerts {m}",

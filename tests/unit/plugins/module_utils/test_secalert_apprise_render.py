@@ -244,6 +244,6 @@ def test_sudo_digest_lists_every_event_while_they_fit():
         ("web1 sshd: x", "", True, "web1 sshd: x"),
     ],
 )
-def test_attribute_puts_the_verified_sender_first_on_every_line(value, origin, multiline,
-                                                               expected):
+def test_attribute_puts_the_verified_sender_first_on_every_line(
+        value, origin, multiline, expected):
     assert render.attribute(value, origin, multiline=multiline) == expected
