@@ -145,7 +145,10 @@ def single(title, body, severity, markdown, title_max=250, body_max=4000):
 def digest(events, markdown, title_max=250, body_max=4000, max_lines=50, fold_at=FOLD_AT):
     """``(title, body, notify_type)`` of one notification for ``events``.
 
-    ``events``: ``(title, body, severity, source)`` tuples (str or bytes), oldest first.
+    ``events``: ``(title, body, severity, source[, origin])`` tuples (str or bytes),
+    oldest first. ``origin`` (the sender the alert server verified, see ``attribute``)
+    leads the title and every listed line; a folded line starts with it through its
+    source ("web1 sshd: 250 × ..."), so its titles and examples keep their own words.
     Lines go most severe first (oldest first inside one severity), so one critical event
     is the first line whatever floods beside it. When every event fits (``max_lines``
     and the body limit), every event gets its own line. When not, floods are folded,
@@ -156,14 +159,19 @@ def digest(events, markdown, title_max=250, body_max=4000, max_lines=50, fold_at
     severe event: DIGEST_TITLE ("N events: <title>[ and others]").
     """
     items = []
-    for t, b, s, src in events:
-        items.append((text.safe(t, limit=LINE_LIMIT, multiline=False, markdown=markdown),
-                      text.safe(b, limit=LINE_LIMIT, multiline=False, markdown=markdown),
-                      rank(s), s,
-                      text.safe(src, limit=64, multiline=False, markdown=markdown) or "?"))
+    for t, b, s, src, *origin in events:
+        origin = text.to_text(origin[0]) if origin else ""
+        if origin:
+            src = origin + " " + text.to_text(src)
+
+        def one(value, limit=LINE_LIMIT):
+            return text.safe(value, limit=limit, multiline=False, markdown=markdown)
+
+        items.append((one(t), one(b), rank(s), s, one(src, 64) or "?",
+                      one(attribute(b, origin)), one(attribute(t, origin))))
     order = sorted(range(len(items)), key=lambda i: -items[i][2])
-    first = items[order[0]][0] if items else ""
-    label = first if len({e[0] for e in items}) <= 1 else first + " and others"
+    first = items[order[0]][6] if items else ""
+    label = first if len({e[6] for e in items}) <= 1 else first + " and others"
     title = text.truncate(DIGEST_TITLE.format(count=len(items), label=label), title_max)
     header = DIGEST_HEADER.format(count=len(items))
     limit = max(1, body_max - len(title) - 2)
@@ -181,7 +189,7 @@ def digest(events, markdown, title_max=250, body_max=4000, max_lines=50, fold_at
                                                 items[idx[0]][1], items[idx[-1]][1]), idx))
                     break
             else:
-                lines.append((DIGEST_BULLET + items[i][1], [i]))
+                lines.append((DIGEST_BULLET + items[i][5], [i]))
         return lines
 
     def fits(lines):

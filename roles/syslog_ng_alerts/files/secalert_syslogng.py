@@ -583,9 +583,7 @@ class AppriseDestination(_Base):
                 event.ntype, markdown, title_max, body_max)
         else:
             title, body, ntype = render.digest(
-                [(render.attribute(e.title, e.origin), render.attribute(e.body, e.origin),
-                  e.ntype, e.origin + b" " + e.source if e.origin else e.source)
-                 for e in events],
+                [(e.title, e.body, e.ntype, e.source, e.origin) for e in events],
                 markdown, title_max, body_max, self.max_lines)
         return title, body, ntype, "markdown" if markdown else "text"
 

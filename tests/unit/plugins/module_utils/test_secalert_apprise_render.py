@@ -247,3 +247,16 @@ def test_sudo_digest_lists_every_event_while_they_fit():
 def test_attribute_puts_the_verified_sender_first_on_every_line(
         value, origin, multiline, expected):
     assert render.attribute(value, origin, multiline=multiline) == expected
+
+
+def test_a_folded_line_leads_with_the_origin_and_keeps_its_examples_whole():
+    """The origin is said once, at the start: the 80 characters of each example are the
+    event's own (a flood test once lost its marker to a repeated prefix)."""
+    body = "mallory ran /bin/cat (arguments: /etc/mark-1234567890ab-{i}) on web2"
+    events = [("sudo error on web2", body.format(i=i), "critical", "secalert-sudo", "web2")
+              for i in range(300)]
+    title, text_, _type = render.digest(events, False, body_max=500)
+    assert title == "300 events: [web2] sudo error on web2"
+    assert text_.splitlines()[1] == (
+        "• web2 secalert-sudo: 300 × sudo error on web2, first: "
+        + body.format(i=0) + "; last: " + body.format(i=299))

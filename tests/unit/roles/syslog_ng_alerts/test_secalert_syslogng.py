@@ -671,9 +671,10 @@ def test_a_digest_attributes_every_line_and_counts_floods_per_sender(clock):
     assert title == "302 events: [web2] SSH login failure on web1 and others"
     lines = body.splitlines()[1:]
     assert "• web1 sshd: real" in lines
-    # web2's flood, folded under its verified name, as are its examples
-    assert ("• web2 sshd: 301 × [web2] SSH login failure on web1, first: [web2] web1 sshd: "
-            "forged; last: [web2] web1 sshd: flood 299") in lines
+    # web2's flood, folded under its verified name; its title and examples keep their
+    # own words (the fold line starts with the sender already)
+    assert ("• web2 sshd: 301 × SSH login failure on web1, first: web1 sshd: forged; "
+            "last: web1 sshd: flood 299") in lines
     assert not [line for line in lines if line.startswith("• web1") and "real" not in line]
 
 
