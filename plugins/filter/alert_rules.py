@@ -40,7 +40,8 @@ options:
   overrides:
     description:
       - Preset name (or C(forgery)) to the fields that change it; C(name), C(filter),
-        C(sender), C(parser), C(severity), C(tags), C(title), C(body), C(variants).
+        C(sender), C(parser), C(severity), C(tags), C(event_tags), C(render), C(title),
+        C(body), C(variants).
     type: dict
     default: {}
   rules:

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 
 # The fields a rule may have (roles/syslog_ng_alerts/tasks/assert.yml checks their values).
 RULE_FIELDS = ("name", "filter", "sender", "parser", "severity", "tags", "event_tags",
-               "title", "body", "variants")
+               "render", "title", "body", "variants")
 # The forgery alert's fields that its configuration uses.
 FORGERY_FIELDS = ("name", "severity", "tags", "title", "body")
 # The key of the overrides that belongs to the forgery alert.

@@ -177,3 +177,8 @@ def test_a_sudo_events_own_tags_choose_its_targets_through_the_server(client, re
     where = sorted((m["path"], "denied" if f"denied-{marker}" in m["title"] else "routine")
                    for m in got)
     assert where == [("/denied", "denied"), ("/relay", "routine")], got
+    # The server wrote them from the client's lines (render: sudo), in direct mode's words
+    # and under the client's verified name.
+    assert sorted(m["title"] for m in got) == [
+        f"[relay-client] [critical] sudo: alice was denied /usr/bin/{what}-{marker} on "
+        "relay-client" for what in ("denied", "routine")], got

@@ -9,7 +9,8 @@ CONF = "/etc/syslog-ng/conf.d/secalert.conf"
 
 def sudo_event(marker, severity="critical", decision="accept", runas="root", tty="pts/0"):
     return json.dumps(
-        {"schema": 1, "type": "sudo", "user": "alice", "command": "/usr/sbin/visudo",
+        {"schema": 1, "type": "sudo", "time": "2026-12-07T03:00:00Z", "user": "alice",
+         "uid": 1000, "command": "/usr/sbin/visudo",
          "args": ["-f", f"/etc/sudoers.d/{marker}"], "runas_user": runas,
          "decision": decision, "rule": "sensitive-editor",
          "severity": severity, "tags": ["sudo", "sudo-sensitive"], "tty": tty,
@@ -27,17 +28,20 @@ def event_text(message, marker, host=None):
 
 # (case, program, priority, message, title, body, notify type); {m} = marker, {h} = host
 PRESET_EVENTS = [
+    # Written by the destination from the event line (render: sudo), word for word what
+    # the direct-mode sender writes; the host is the one syslog-ng knows.
     ("sudo_events", "secalert-sudo", "authpriv.crit", None,
-     "sudo accept on {h}: alice ran /usr/sbin/visudo",
-     "alice ran /usr/sbin/visudo (arguments: -f,/etc/sudoers.d/{m}) as root on {h} "
-     "(tty pts/0, cwd /home/{m}): "
-     "accept by rule sensitive-editor, critical", "failure"),
+     "[critical] sudo: alice ran /usr/sbin/visudo as root on {h}",
+     "command: /usr/sbin/visudo -f /etc/sudoers.d/{m}\nuser: alice (uid 1000)\n"
+     "run as: root\ntty: pts/0\ncwd: /home/{m}\nrule: sensitive-editor, severity: critical\n"
+     "host: {h}, time: 2026-12-07T03:00:00Z", "failure"),
     # sudo -n without a password: an error, with no runas user and no tty to show
     ("sudo_events_error", "secalert-sudo", "authpriv.crit",
      {"decision": "error", "runas": "", "tty": ""},
-     "sudo error on {h}: alice ran /usr/sbin/visudo",
-     "alice ran /usr/sbin/visudo (arguments: -f,/etc/sudoers.d/{m}) on {h} "
-     "(cwd /home/{m}): error by rule sensitive-editor, critical", "failure"),
+     "[critical] sudo: error for alice running /usr/sbin/visudo on {h}",
+     "command: /usr/sbin/visudo -f /etc/sudoers.d/{m}\nuser: alice (uid 1000)\n"
+     "run as: ?\ncwd: /home/{m}\nrule: sensitive-editor, severity: critical\n"
+     "host: {h}, time: 2026-12-07T03:00:00Z", "failure"),
     ("sudo_log", "sudo", "authpriv.notice",
      "alice : TTY=pts/0 ; PWD=/home/{m} ; USER=root ; COMMAND=/usr/bin/id",
      "sudo on {h}", "{h} sudo: {msg}", "info"),

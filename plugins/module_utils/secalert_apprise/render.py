@@ -12,9 +12,15 @@ the sudo direct-mode sender, inside syslog-ng and next to sudo.
   many events at one severity is folded into one counted line instead of being listed.
 - ``attribute``: text written by another host, shown as that host's: every line starts
   with the sender the alert server verified ("[web1] ..."), whatever the text claims.
-- ``sudo_event`` / ``sudo_digest``: the sudo decision, fault and status events of the
-  sudo audit plugin (docs: CONTRACTS of the event lines), each with its own title.
+- ``read_sudo`` / ``sudo_event`` / ``sudo_line`` / ``sudo_digest``: the sudo decision,
+  fault and status events of the sudo audit plugin (docs: CONTRACTS of the event lines),
+  each with its own title. Both delivery modes use them: the direct sender next to sudo,
+  and the syslog-ng destination (the ``sudo_events`` rule's ``render: sudo``, on the host
+  that sends the notification), so a sudo alert reads the same whichever way it came
+  and whatever role version the client that logged it runs.
 """
+
+import json
 
 from . import text
 
@@ -290,6 +296,36 @@ SUDO_KINDS = {"accept": "sudo commands run", "reject": "refused sudo",
               "fault": "plugin faults", "status": "alerting status changes"}
 
 
+SUDO_TYPES = ("sudo", "fault", "status")
+
+
+def read_sudo(line, host=None):
+    """The event (a dict) of one event line of the sudo audit plugin (str or bytes).
+
+    Strict: the line must be UTF-8 (the plugin writes ASCII), one JSON object, of a known
+    ``type`` (SUDO_TYPES; none: "sudo"), else ValueError says what is wrong. ``host``
+    (the syslog host that logged it, as the receiving syslog-ng knows it) replaces the
+    host the line names.
+    """
+    if isinstance(line, (bytes, bytearray)):
+        try:
+            line = bytes(line).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    try:
+        event = json.loads(line)
+    except ValueError as exc:
+        raise ValueError(f"not JSON ({exc})") from None
+    if not isinstance(event, dict):
+        raise ValueError(f"not a JSON object but {type(event).__name__}")
+    kind = event.get("type", "sudo")
+    if kind not in SUDO_TYPES:
+        raise ValueError(f"unknown type {kind!r}")
+    if host:
+        event["host"] = text.to_text(host)
+    return event
+
+
 def _field(value, limit=FIELD_LIMIT, markdown=False):
     return text.safe(value, limit=limit, multiline=False, markdown=markdown)
 
@@ -354,19 +390,9 @@ def sudo_event(event, markdown=False):
         lines.append(f"host: {host}, time: {f('time', 40)}")
     else:
         user = _field(event.get("user") or "?", 64, markdown)
-        decision = str(event.get("decision", "?"))
-        command = _field(event.get("command") or "?", 120, markdown)
         runas = _field(event.get("runas_user") or "?", 64, markdown)
-        if decision == "accept":
-            title = f"sudo: {user} ran {command} as {runas} on {host}"
-        elif decision == "reject":
-            title = f"sudo: {user} was denied {command} on {host}"
-        elif decision == "error":
-            title = f"sudo: error for {user} running {command} on {host}"
-        else:
-            outcome = (f"signal {f('signal', 16)}" if "signal" in event
-                       else f"exit {_field(event.get('exit_status', '?'), 16)}")
-            title = f"sudo: {command} by {user} on {host} ended ({outcome})"
+        title = "sudo: " + _what(event, _field(event.get("command") or "?", 120, markdown),
+                                 markdown)
         lines = [f"command: {command_line(event, markdown=markdown)}"]
         if event.get("reason"):
             lines.append(f"reason: {f('reason')}")
@@ -390,11 +416,53 @@ def sudo_event(event, markdown=False):
     return title, body, notify_type(severity)
 
 
+def _what(event, command, markdown=False):
+    """What the decision was, in words, naming its host: "alice ran CMD as root on web1",
+    "alice was denied CMD on web1", "error for alice running CMD on web1", "CMD by alice
+    on web1 ended (exit 1)"."""
+    user = _field(event.get("user") or "?", 64, markdown)
+    host = _field(event.get("host") or "?", 128, markdown)
+    decision = str(event.get("decision", "?"))
+    if decision == "accept":
+        runas = _field(event.get("runas_user") or "?", 64, markdown)
+        return f"{user} ran {command} as {runas} on {host}"
+    if decision == "reject":
+        return f"{user} was denied {command} on {host}"
+    if decision == "error":
+        return f"error for {user} running {command} on {host}"
+    outcome = (f"signal {_field(event.get('signal'), 16, markdown)}" if "signal" in event
+               else f"exit {_field(event.get('exit_status', '?'), 16, markdown)}")
+    return f"{command} by {user} on {host} ended ({outcome})"
+
+
 def _dropped(event):
     try:
         return max(0, int(event.get("dropped") or 0))
     except (TypeError, ValueError):
         return 0
+
+
+def sudo_line(event, markdown=False):
+    """The event in one line, naming its host (a digest of the alert server mixes hosts):
+    "alice ran /bin/bash -c true as root on web1 (tty pts/0, cwd /home/alice): accept by
+    rule shell, warning" (the title's words, with the arguments); a fault or a status
+    change: its title without the severity."""
+    kind = event.get("type") or "sudo"
+    severity = sudo_severity(event)
+    if kind in ("fault", "status"):
+        title = sudo_event(event, markdown)[0]
+        return text.truncate(title[len(f"[{severity}] "):], LINE_LIMIT)
+    where = [f"tty {_field(event['tty'], 32, markdown)}"] if event.get("tty") else []
+    if event.get("cwd"):
+        where.append(f"cwd {_field(event['cwd'], 120, markdown)}")
+    line = (_what(event, command_line(event, 200, markdown), markdown)
+            + (f" ({', '.join(where)})" if where else "")
+            + f": {_field(sudo_kind(event), 16, markdown)} by rule "
+            + f"{_field(event.get('rule') or '-', 64, markdown)}, {severity}")
+    dropped = _dropped(event)
+    if dropped:
+        line += ". " + DROPPED_LINE.format(n=dropped)
+    return text.truncate(line, LINE_LIMIT)
 
 
 def sudo_summary(event, markdown=False):

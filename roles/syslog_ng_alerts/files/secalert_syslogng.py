@@ -12,7 +12,11 @@ Delivery model (nothing is acknowledged before it is delivered or deliberately d
   them. It renders the title/body/type/source templates; a template that cannot format
   a message (invalid UTF-8 makes ``LogTemplate.format()`` raise UnicodeDecodeError) gets
   a fallback rendered from the raw bytes with replacement characters. No network I/O;
-  it never touches Apprise.
+  it never touches Apprise. An event whose ``render()`` template gives "sudo" is an
+  event line of the sudo audit plugin (MESSAGE): ``render.sudo_event`` and
+  ``render.sudo_line`` write its title, body and digest line, here, on the host that
+  notifies (the alert server for its clients); the templates are kept for a line that
+  cannot be read, with a note that says why.
 - syslog-ng calls ``flush()`` when ``batch-lines()`` events are queued or
   ``batch-timeout()`` (the digest window) has passed. ``flush()`` always empties the
   buffer, then sends one notification per Apprise target: the event itself, or a digest
@@ -64,6 +68,7 @@ DEFAULTS = {
     "source": "${PROGRAM}",
     "origin": "",
     "tags": "",
+    "render": "",
     "fallback": "",
     "rate_limit": "5",
     "rate_period": "60",
@@ -89,6 +94,9 @@ FALLBACK = {
     "tags": None,
 }
 FALLBACK_NOTE = " [secalert: the event could not be formatted; invalid bytes shown as \ufffd]"
+# What render("sudo") shows for a MESSAGE that is not a sudo event line: the templates'
+# text and this note.
+SUDO_UNREADABLE_NOTE = " [secalert: not a readable sudo event line: {reason}]"
 _MACRO = ("${", "}")
 
 # outcome of one notification to one target (secalert_apprise.targets has the same)
@@ -210,20 +218,22 @@ class Target:
 
 class Event(tuple):
     """One queued message: ``(title, body, type, source, origin, tags)`` as bytes, plus
-    flags.
+    flags and ``line``.
 
     ``origin``: the sender the alert server verified for a forwarded event (empty for
     its own events and on a standalone host); ``render`` puts it in front of the text.
     ``tags``: the event's own Apprise tags ("a,b"), which choose its targets; empty: the
     destination's tag().
+    ``line``: the event's line in a digest (a sudo event's ``render.sudo_line``); empty:
+    the body.
     """
 
     __slots__ = ()
 
     def __new__(cls, title, body, ntype, source, origin=b"", tags=b"", own=False,
-                fallback=False):
+                fallback=False, line=b""):
         return super().__new__(cls, (title, body, ntype, source, own, fallback,
-                                     hash((title, body, origin, tags)), origin, tags))
+                                     hash((title, body, origin, tags)), origin, tags, line))
 
     title = property(lambda self: self[0])
     body = property(lambda self: self[1])
@@ -234,6 +244,7 @@ class Event(tuple):
     fp = property(lambda self: self[6])
     origin = property(lambda self: self[7])
     tags = property(lambda self: self[8])
+    line = property(lambda self: self[9])
 
 
 def _fingerprint(events):
@@ -288,6 +299,7 @@ class AppriseDestination(_Base):
         self.markdown = opts["markdown"].lower()
         self.fallback = opts["fallback"] or None
         self.templates = [self._template(opts.get(k) or DEFAULTS[k], k) for k in TEMPLATES]
+        self.render_as = self._template(opts["render"], "render") if opts["render"] else b""
         self.batch = []
         self.targets = {}
         self.next_attempt = 0.0
@@ -372,7 +384,25 @@ class AppriseDestination(_Base):
                 rendered.append(_raw_format(FALLBACK[key] or self.opts[key], msg))
         if fallback:
             rendered[1] += FALLBACK_NOTE.encode()
-        return Event(*rendered, fallback=fallback)
+        line = b""
+        if self.render_as and _format_or_empty(self.render_as, msg) == b"sudo":
+            rendered[0], rendered[1], rendered[2], line = self._sudo_text(msg, rendered)
+        return Event(*rendered, fallback=fallback, line=line)
+
+    def _sudo_text(self, msg, rendered):
+        """``(title, body, type, line)`` of a sudo event line: render's, or the templates'
+        with a note when the line cannot be read (never a drop)."""
+        try:
+            from secalert_apprise import render
+
+            event = render.read_sudo(_value(msg, "MESSAGE"),
+                                     host=_value(msg, "HOST").decode("utf-8", "replace"))
+        except (ImportError, ValueError) as exc:
+            note = SUDO_UNREADABLE_NOTE.format(reason=exc).encode("utf-8", "replace")
+            return rendered[0], rendered[1] + note, rendered[2], b""
+        title, body, _ntype = render.sudo_event(event)
+        return (title.encode(), body.encode(), render.sudo_severity(event).encode(),
+                render.sudo_line(event).encode())
 
     def flush(self):
         batch, self.batch = self.batch, []  # a failed flush re-sends the whole batch
@@ -583,7 +613,7 @@ class AppriseDestination(_Base):
                 event.ntype, markdown, title_max, body_max)
         else:
             title, body, ntype = render.digest(
-                [(e.title, e.body, e.ntype, e.source, e.origin) for e in events],
+                [(e.title, e.line or e.body, e.ntype, e.source, e.origin) for e in events],
                 markdown, title_max, body_max, self.max_lines)
         return title, body, ntype, "markdown" if markdown else "text"
 
@@ -621,6 +651,13 @@ def _format(tmpl, msg):
     if isinstance(value, bytes):
         return value
     return str(value).encode("utf-8", "surrogateescape")
+
+
+def _format_or_empty(tmpl, msg):
+    try:
+        return _format(tmpl, msg)
+    except Exception:  # noqa: BLE001 - a value that cannot be formatted is not "sudo"
+        return b""
 
 
 def _raw_format(text, msg):

@@ -83,11 +83,13 @@ def config_for(tmp_path, name):
     return str(path)
 
 
-def through_destination(tmp_path, name, messages):
+def through_destination(tmp_path, name, messages, render_as=""):
+    """``render_as="sudo"``: the messages are sudo event lines, as the sudo_events rule
+    hands them over (``render("sudo")``)."""
     dest = secalert_syslogng.AppriseDestination()
     dest.init({"config": config_for(tmp_path, name), "tag": "sudo", "venv": "",
                "title": "${PROGRAM} on ${HOST}: ${MESSAGE}", "body": "${MESSAGE}",
-               "rate_limit": "100"})
+               "render": render_as, "rate_limit": "100"})
     for message in messages:
         assert dest.send(syslogng.LogMessage(message, HOST="h1", PROGRAM="sudo")) == dest.QUEUED
     assert dest.flush() == dest.SUCCESS
@@ -133,10 +135,20 @@ def test_direct_sender_payload_has_no_live_link_or_invisible_character(tmp_path,
     assert_safe(wire, name, shown=count == 1)  # a digest folds them: "alice: 5 refused sudo"
 
 
-@pytest.mark.parametrize("path", ["destination", "sender"])
+@pytest.mark.parametrize("name", sorted(URLS))
+@pytest.mark.parametrize("count", [1, 5])
+def test_destination_sudo_payload_has_no_live_link_or_invisible_character(tmp_path, wire,
+                                                                          name, count):
+    through_destination(tmp_path, name, [json.dumps(sudo_event())] * count, "sudo")
+    assert_safe(wire, name)
+
+
+@pytest.mark.parametrize("path", ["destination", "sudo-line", "sender"])
 def test_discord_gets_escaped_title_and_body(tmp_path, wire, path):
     if path == "destination":
         through_destination(tmp_path, "discord", [LINE])
+    elif path == "sudo-line":
+        through_destination(tmp_path, "discord", [json.dumps(sudo_event())], "sudo")
     else:
         through_sender(tmp_path, "discord", [sudo_event()])
     ((_url, payload),) = wire
@@ -195,6 +207,33 @@ def test_status_and_fault_events_have_their_own_text():
     title, body, kind = render.sudo_event(fault)
     assert title == "[error] sudo alerting fault on h1 (accept)" and kind == "failure"
     assert body.startswith("error: KeyError: 'x'\n") and "ran" not in body
+
+
+def test_read_sudo_is_strict_and_takes_the_syslog_host():
+    line = json.dumps(sudo_event()).encode()
+    assert render.read_sudo(line)["host"] == "h1"
+    assert render.read_sudo(line, host="web1")["host"] == "web1"
+    assert render.read_sudo('{"user": "a"}')["user"] == "a"  # no type: a decision
+    for bad, reason in [(b"\xff{}", "not UTF-8"), ("", "not JSON"), ("1", "not a JSON object"),
+                        ('{"type": "x"}', "unknown type 'x'")]:
+        with pytest.raises(ValueError, match=reason):
+            render.read_sudo(bad)
+
+
+def test_sudo_line_names_host_arguments_rule_and_severity():
+    event = dict(sudo_event(), user="alice", command="/bin/sh",
+                 args=["-c", "a,b", "it's"], tty="pts/0", cwd="/root", rule="denied",
+                 dropped=2)
+    assert render.sudo_line(event) == (
+        "alice was denied /bin/sh -c 'a,b' \"it's\" on h1 (tty pts/0, cwd /root): "
+        "reject by rule denied, warning. 2 earlier sudo event(s) could not be logged")
+    assert render.sudo_line(dict(event, decision="accept", dropped=0)) == (
+        "alice ran /bin/sh -c 'a,b' \"it's\" as root on h1 (tty pts/0, cwd /root): "
+        "accept by rule denied, warning")
+    assert render.sudo_line(dict(event, decision="error", args=[], tty="", cwd="", dropped=0)) \
+        == "error for alice running /bin/sh on h1: error by rule denied, warning"
+    off = {"type": "status", "state": "off", "host": "h1", "severity": "critical"}
+    assert render.sudo_line(off) == "sudo alerts OFF on h1"
 
 
 def test_sudo_digest_folds_a_flood_per_user_and_puts_critical_first():

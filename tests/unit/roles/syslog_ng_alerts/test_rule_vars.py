@@ -130,8 +130,8 @@ def test_a_client_gets_neither(rendered):
 
 @pytest.mark.parametrize("case, message", [
     ("bad", "secalert.alerting.alert_rules: the override of preset ssh_failed has unknown "
-            "field(s) severty; it may set body, event_tags, filter, name, parser, sender, "
-            "severity, tags, title, variants"),
+            "field(s) severty; it may set body, event_tags, filter, name, parser, render, "
+            "sender, severity, tags, title, variants"),
     ("bad_forgery", "secalert.alerting.forgery_rule: the override of the forgery alert cannot "
                     "rename it (name 'fake'); leave name out"),
 ])

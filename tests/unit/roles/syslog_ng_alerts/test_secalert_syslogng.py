@@ -774,3 +774,100 @@ def test_events_no_target_takes_go_to_the_fallback_tags(clock):
     got = {t: [line for line in body.splitlines() if line.startswith("• ")] or [body]
            for t, _1, _2, body in dest.sent}
     assert got == {"secalert": ["• event 1", "• event 3"], "web": ["event 2"]}
+
+
+# -- render("sudo"): the sudo audit plugin's event lines, written by secalert_apprise.render
+
+SUDO_LINE = {"schema": 1, "type": "sudo", "time": "2026-12-07T03:00:00Z", "host": "claimed",
+             "user": "alice", "uid": 1000, "runas_user": "root", "command": "/bin/bash",
+             "args": ["-c", "echo a,b"], "cwd": "/home/alice", "decision": "accept",
+             "rule": "shell", "severity": "warning", "tags": ["sudo"]}
+
+
+def sudo_line(host="web1", origin="", raw=None, **changes):
+    """A sudo event as the notifying syslog-ng holds it: MESSAGE is the plugin's line;
+    the rule's title and body are the fallback the preset sets."""
+    line = raw if raw is not None else json.dumps(dict(SUDO_LINE, **changes))
+    values = {"HOST": host, "PROGRAM": "secalert-sudo", "SEV": "warning",
+              "R": "sudo", "T": f"sudo event on {host}"}
+    if origin:
+        values[".secalert.origin"] = origin
+    return syslogng.LogMessage(line, **values)
+
+
+def sudo_dest(clock, **options):
+    return make_dest(clock, title="${T}", body="${HOST} ${PROGRAM}: ${MESSAGE}",
+                     render="${R}", origin="${.secalert.origin}", markdown="no", **options)
+
+
+def test_a_sudo_event_line_reads_as_the_direct_sender_writes_it(clock):
+    """One renderer in both delivery modes: the destination's title and body are
+    render.sudo_event's, under the host syslog-ng knows (not the one the line claims);
+    the arguments stay a list until they are shown ("echo a,b" is one argument)."""
+    dest = sudo_dest(clock)
+    drv = Driver(dest, clock)
+    drv.log(sudo_line())
+    drv.cycle()
+    ((_1, _2, title, body),) = dest.sent
+    direct = render.sudo_event(dict(SUDO_LINE, host="web1"))
+    assert (title, body) == direct[:2]
+    assert title == "[warning] sudo: alice ran /bin/bash as root on web1"
+    assert body.splitlines()[0] == "command: /bin/bash -c 'echo a,b'"
+    assert "claimed" not in title + body
+
+
+def test_a_forwarded_sudo_event_starts_every_line_with_its_verified_sender(clock):
+    dest = sudo_dest(clock)
+    drv = Driver(dest, clock)
+    drv.log(sudo_line(host="web2", origin="web2"))
+    drv.cycle()
+    ((_1, _2, title, body),) = dest.sent
+    assert title == "[web2] [warning] sudo: alice ran /bin/bash as root on web2"
+    assert all(line.startswith("[web2] ") for line in body.splitlines()), body
+
+
+def test_sudo_events_in_a_digest_are_one_line_each_and_floods_fold(clock):
+    dest = sudo_dest(clock, max_body=900)
+    drv = Driver(dest, clock)
+    critical = sudo_line(user="root", command="/usr/bin/stat", args=["/etc/shadow"],
+                         rule="sensitive-file", severity="critical")
+    drv.log(*(sudo_line(user="mallory", command="/bin/cat", args=[f"/etc/x-{i}"],
+                        decision="reject", rule="denied") for i in range(40)), critical)
+    drv.cycle()
+    ((_1, count, title, body),) = dest.sent
+    assert count == 41
+    assert title.startswith("41 events: [critical] sudo: root ran /usr/bin/stat")
+    lines = body.splitlines()
+    assert lines[1] == ("• root ran /usr/bin/stat /etc/shadow as root on web1 "
+                        "(cwd /home/alice): accept by rule sensitive-file, critical")
+    assert lines[2].startswith("• secalert-sudo: 40 × [warning] sudo: mallory was denied "
+                               "/bin/cat on web1, first: mallory was denied /bin/cat "
+                               "/etc/x-0 on web1")
+
+
+@pytest.mark.parametrize("raw, reason", [
+    (b"\xffnot utf-8", "not UTF-8"),
+    (b"secalert-sudo: plain text", "not JSON"),
+    (b"[1, 2]", "not a JSON object but list"),
+    (json.dumps(dict(SUDO_LINE, type="party")).encode(), "unknown type 'party'"),
+])
+def test_a_line_that_is_not_a_sudo_event_is_alerted_with_its_text_and_why(clock, raw,
+                                                                          reason):
+    dest = sudo_dest(clock)
+    drv = Driver(dest, clock)
+    drv.log(sudo_line(raw=raw))
+    drv.cycle()
+    ((_1, _2, title, body),) = dest.sent
+    assert title == "sudo event on web1"
+    assert body.startswith("web1 secalert-sudo: ")
+    assert f"[secalert: not a readable sudo event line: {reason}" in body
+    assert drv.acked == 1 and dest.stats["delivered"] == 1
+
+
+def test_without_render_a_sudo_line_uses_the_templates(clock):
+    dest = make_dest(clock, title="${T}", body="${MESSAGE}", markdown="no")
+    drv = Driver(dest, clock)
+    drv.log(sudo_line())
+    drv.cycle()
+    ((_1, _2, title, body),) = dest.sent
+    assert (title, json.loads(body)["user"]) == ("sudo event on web1", "alice")
