@@ -30,24 +30,24 @@ Delivery model (nothing is acknowledged before it is delivered or deliberately d
   the events are dropped for that target instead of being retried for ever.
 - Messages from syslog-ng itself (PROGRAM "syslog-ng") are queued like the others and
   skipped by ``flush()``, so this destination never alerts about its own reports.
-- Rate limit: at most ``rate_limit`` notifications per target in any ``rate_period``;
-  the last slot of every period is kept for a notification that carries a critical
-  (failure) event, so a flood of lesser events cannot use up the budget a critical one
-  needs (it is lent to lesser events only when a slot frees within ``RateLimiter.LEND``
-  seconds anyway, so a critical event waits at most that long, and to a full batch of
-  ``max_events``, which has a backlog behind it that must drain first). The service never
-  sees more than ``rate_limit`` in a period.
+- Rate limit (``secalert_apprise.limits``, one limiter per target shared by every
+  destination of the process): at most ``rate_limit`` notifications per target in any
+  ``rate_period``; the last slot of every period is kept for a notification that carries
+  a critical (failure) event, so a flood of lesser events cannot use up the budget a
+  critical one needs (it is lent to lesser events only when a slot frees within
+  ``RateLimiter.LEND`` seconds anyway, so a critical event waits at most that long, and
+  to a full batch of ``max_events``, which has a backlog behind it that must drain
+  first). The service never sees more than ``rate_limit`` in a period.
+- The delivery ledger (``secalert_apprise.ledger``): one line per delivered event.
 
 Apprise itself is reached through a transport object (``secalert_apprise.targets.
 AppriseTransport``: targets of the config for the tag, one notify per target); the
-text is made by ``secalert_apprise.render``. Both live in the venv's purelib.
+text is made by ``secalert_apprise.render``. All of it lives in the venv's purelib.
 """
 
-import json
 import logging
 import os
 import sys
-import threading
 import time
 
 try:
@@ -106,86 +106,11 @@ CRITICAL_POLL = 1.0  # seconds between looks for a critical event while rate lim
 
 
 def venv_purelib(venv):
-    """The site-packages directory of a venv made by this interpreter (our bootstrap:
-    secalert_apprise and Apprise are imported from there)."""
+    """The site-packages directory of a venv made by this interpreter. The bootstrap that
+    makes ``secalert_apprise`` importable, so it cannot come from there
+    (``targets.venv_site_packages`` is the same rule for code that has it)."""
     major, minor = sys.version_info[:2]
     return os.path.join(venv, "lib", f"python{major}.{minor}", "site-packages")
-
-
-class RateLimiter:
-    """At most ``limit`` notifications in any ``period`` seconds (sliding window).
-
-    With ``limit`` of 2 or more, the last slot of the window is kept for sends that carry
-    a critical event (``take(now, critical=True)``). Lesser sends get it only when the
-    window frees a slot within LEND seconds anyway, so a critical event that arrives
-    meanwhile waits at most LEND seconds; a flood keeps nearly the whole budget (a storm
-    drains at ~``limit`` per period, not ``limit - 1``). The total never exceeds ``limit``.
-    """
-
-    LEND = 5.0  # seconds: how long the kept slot may be lent to lesser events
-
-    def __init__(self, limit, period):
-        self.limit = max(1, limit)
-        self.period = max(0.0, period)
-        self.reserve = 1 if self.limit >= 2 else 0
-        self.sent = []
-        self.lock = threading.Lock()
-
-    def take(self, now, critical=False):
-        """Record a send and return True if one is allowed now (atomic)."""
-        with self.lock:
-            if not self.ready(now, critical):
-                return False
-            self.record(now)
-            return True
-
-    def _trim(self, now):
-        while self.sent and self.sent[0] <= now - self.period:
-            self.sent.pop(0)
-
-    def ready(self, now, critical=False):
-        return self.next_free(now, critical) <= now
-
-    def next_free(self, now, critical=False):
-        """The earliest time (>= now) a send of this kind is allowed."""
-        self._trim(now)
-        sent, limit = self.sent, self.limit
-        if len(sent) < limit - (0 if critical else self.reserve):
-            return now
-        if critical or not self.reserve:
-            return sent[len(sent) - limit] + self.period
-        # lesser: when exactly limit-1 remain and the oldest of them expires within LEND
-        full = sent[len(sent) - limit] + self.period if len(sent) >= limit else now
-        return max(now, full, sent[len(sent) - limit + 1] + self.period - self.LEND)
-
-    def record(self, now):
-        self.sent.append(now)
-        self.sent.sort()
-
-    def settle(self, started, finished):
-        """The send that took its slot at ``started`` ended at ``finished``: count the slot
-        from then on. The service counts by arrival, so a slow send (a big digest, a slow
-        answer) must not let the next ones in early by the service's clock."""
-        with self.lock:
-            if started in self.sent:
-                self.sent.remove(started)
-                self.sent.append(max(started, finished))
-                self.sent.sort()
-
-
-# One limiter per (target, limit, period) for the whole syslog-ng process: several
-# apprise() destinations (one per tag set) that reach the same service share its budget.
-_LIMITERS = {}
-_LIMITERS_LOCK = threading.Lock()
-
-
-def shared_limiter(key, limit, period):
-    """The process-wide limiter of one target for these settings."""
-    with _LIMITERS_LOCK:
-        limiter = _LIMITERS.get((key, limit, period))
-        if limiter is None:
-            limiter = _LIMITERS[(key, limit, period)] = RateLimiter(limit, period)
-        return limiter
 
 
 class Target:
@@ -524,38 +449,21 @@ class AppriseDestination(_Base):
         return render.rank(event.ntype)
 
     def _record(self, batch):
-        """Append the delivered events to the ledger: what every target accepted.
-
-        One JSON line per event (time, tag, origin, title, body as the sender wrote them),
-        root-only. playbooks/verify.yml reads it to confirm delivery. Kept to
-        ledger_max_bytes by one rotation (.1). A ledger that cannot be written is reported
-        and never holds delivery back.
-        """
+        """Append the delivered events to the ledger (``secalert_apprise.ledger``): what
+        every target accepted, as the sender wrote it. A ledger that cannot be written is
+        reported and never holds delivery back."""
         path = self.opts["ledger"]
         if not path:
             return
         try:
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            lines = "".join(
-                json.dumps(
-                    {"time": stamp, "tag": self.tag,
-                     "origin": event.origin.decode("utf-8", "replace"),
-                     "title": event.title.decode("utf-8", "replace"),
-                     "body": event.body.decode("utf-8", "replace")[:2000]},
-                    # ASCII only: a raw U+2028 in a body would end the record for
-                    # readers that split on every Unicode line break (str.splitlines).
-                    ensure_ascii=True,
-                ) + "\n"
-                for event in batch
-            )
-            try:
-                if os.stat(path).st_size > self._number(self.opts, "ledger_max_bytes", int):
-                    os.replace(path, path + ".1")
-            except FileNotFoundError:
-                pass
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            with os.fdopen(fd, "a", encoding="utf-8") as handle:
-                handle.write(lines)
+            from secalert_apprise import ledger
+
+            def text(value):
+                return value.decode("utf-8", "replace")
+
+            ledger.append(path, [
+                ledger.line(self.tag, text(e.title), text(e.body), origin=text(e.origin))
+                for e in batch], self._number(self.opts, "ledger_max_bytes", int))
         except Exception as exc:  # noqa: BLE001 - the ledger never blocks delivery
             self._report("ledger", f"cannot write the delivery ledger {path}: {exc!r}")
 
@@ -572,6 +480,8 @@ class AppriseDestination(_Base):
             self.transport = self._apprise_transport()
             if self.transport is None:
                 return None
+        from secalert_apprise import limits
+
         chosen = {}
         for tags in dict.fromkeys(e.tags for e in alerts):
             found = self.transport.targets(now, tags)
@@ -589,7 +499,7 @@ class AppriseDestination(_Base):
                 if key not in self.targets:
                     target = old.get(key) or Target(
                         key, server, name,
-                        shared_limiter(key, self.rate_limit, self.rate_period))
+                        limits.shared(key, self.rate_limit, self.rate_period))
                     target.server, target.name = server, name
                     self.targets[key] = target
                 routes.setdefault(key, []).append(event)

@@ -454,36 +454,6 @@ def test_real_apprise_no_target_for_tag(tmp_path, receiver, clock):
     assert receiver.got == []
 
 
-def test_targets_share_one_limiter_per_settings():
-    key = "shared-test-target"
-    first = mod.shared_limiter(key, 2, 60.0)
-    assert mod.shared_limiter(key, 2, 60.0) is first
-    assert mod.shared_limiter(key, 3, 60.0) is not first
-    # Two destinations reaching the same target draw from the same budget; the last
-    # slot of the period is kept for a notification that carries a critical event.
-    assert first.take(10.0)
-    assert not mod.shared_limiter(key, 2, 60.0).take(11.0)
-    assert mod.shared_limiter(key, 2, 60.0).take(11.0, critical=True)
-    assert not first.take(12.0, critical=True)
-    assert first.next_free(12.0) == 70.0 and first.next_free(12.0, critical=True) == 70.0
-    assert first.take(70.0)  # lent: the other slot frees at 71, within LEND
-
-
-def test_the_kept_slot_is_lent_only_when_a_slot_frees_soon():
-    limiter = mod.RateLimiter(5, 60.0)
-    for t in (0.0, 1.0, 2.0, 3.0):
-        assert limiter.take(t)
-    assert not limiter.take(4.0)  # the fifth slot is kept for a critical event ...
-    assert limiter.next_free(4.0) == 60.0 - limiter.LEND  # ... lent 5 s before 0 expires
-    assert limiter.take(55.0)
-    assert not limiter.take(56.0, critical=True)  # five in the window: even critical waits
-    assert limiter.next_free(56.0, critical=True) == 60.0
-    fresh = mod.RateLimiter(5, 60.0)
-    for t in (0.0, 1.0, 2.0, 3.0):
-        fresh.take(t)
-    assert fresh.take(4.0, critical=True)
-
-
 @pytest.mark.parametrize(
     "severity, expected",
     [("emergency", "failure"), ("crit", "failure"), ("critical", "failure"),
