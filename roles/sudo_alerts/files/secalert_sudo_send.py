@@ -5,28 +5,40 @@ Python, which has ``secalert_apprise``)::
 
     /opt/secalert/venv/bin/python -I /usr/libexec/secalert/secalert_sudo_send.py \\
         --config /etc/secalert/apprise.yml \\
-        --spool /run/secalert/sudo-spool --lock /run/secalert/sudo-sender.lock
+        --spool /run/secalert/sudo-spool --lock /run/secalert/sudo-sender.lock \\
+        --rate-limit 5 --rate-period 60 --state /run/secalert/sudo-sender.rate \\
+        --ledger /var/log/secalert/sudo-delivered.log
 
 The plugin (``secalert_sudo.delivery.spool_event``) appends events to the spool file, one
 JSON line each, and starts a sender only when nobody holds ``--lock``. The sender holds
 the lock while it drains the spool (rename, then an exclusive flock that waits for writers
 still inside their one ``write()``), sends what it found, and repeats until the spool is
-empty (it first waits ``--gather`` seconds, 1 by default, so that a burst arrives whole);
-it re-checks the spool after releasing the lock, so an event appended while the plugin
-saw the lock held is never stranded. Events with the same tags that arrive together are
-sent as one digest when there are more than ``DIGEST_AFTER`` of them. An event's own
-``tags`` choose its Apprise targets (any of them; ``sudo`` when it has none).
+empty and nothing is held back (it first waits ``--gather`` seconds, 1 by default, so that
+a burst arrives whole); it re-checks the spool after releasing the lock, so an event
+appended while the plugin saw the lock held is never stranded.
 
-Each matching target gets the event in the format it renders (``render.renders_markdown``:
+Delivery is the syslog-ng destination's, per target (``Outbox``): an event's own ``tags``
+choose its Apprise targets (any of them; ``sudo`` when it has none, the Apprise layer is
+``secalert_apprise.targets``); each target gets its events one by one, or as one digest
+when more than ``DIGEST_AFTER`` wait, within its rate limit (``secalert_apprise.limits``:
+``--rate-limit`` per ``--rate-period``, the last slot kept for a critical event, the
+budget kept in ``--state`` from one sender to the next). A 429, a 5xx or no answer keeps
+the events and retries with backoff for up to ``--hold`` seconds; another 4xx drops them
+for that target. Every event that a target took is written to the delivery ledger
+(``--ledger``, ``secalert_apprise.ledger``), which ``playbooks/verify.yml`` reads.
+
+Each target gets the event in the format it renders (``render.renders_markdown``:
 Markdown targets get escaped titles and bodies, the others plain text); decisions, faults
 and status events each read their own way (``render.sudo_event``), and a digest lists the
 most severe first and counts floods per user (``render.sudo_digest``).
 
 Runs detached from sudo, so it may take its time, but never longer than ``--timeout``
-(default 30 s) per round. Failures are logged to syslog (authpriv, ``secalert-send``)
-without URLs or tokens. An event no target took is not retried: the sender writes it to
-syslog itself (``UNSENT_PREFIX`` and the event's JSON line), whether or not the plugin's
-own syslog copy got there, so the log line that says where it is is always true.
+(default 30 s) per round of sending. Failures are logged to syslog (authpriv,
+``secalert-send``) per target, named by its masked URL, never with tokens. An event no
+target took (none matched its tags, every target refused it or failed for ``--hold``
+seconds, Apprise or its config unusable) is written to syslog by the sender itself
+(``UNSENT_PREFIX`` and the event's JSON line), whether or not the plugin's own syslog copy
+got there, so the log line that says where it is is always true.
 
 Exit status (Apprise's own codes where they exist, sysexits(3) for the rest):
 
@@ -50,7 +62,7 @@ import signal
 import sys
 import time
 
-from secalert_apprise import render, targets, text
+from secalert_apprise import ledger, limits, render, targets, text
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -67,6 +79,10 @@ DIGEST_AFTER = 3  # more events than this with the same tags in one round: one d
 MAX_ROUNDS = 50  # spool rounds per sender; what is left waits for the next sender
 LOCK_WAIT = 5.0  # seconds to wait for writers still inside their write()
 GATHER = 1.0  # let a burst accumulate (and the sudo that started us finish)
+HOLD = 300.0  # seconds an event may wait for a target (rate limit, 429, outage)
+RETRY_MAX = 60.0  # the longest backoff after a failed notification
+POLL = 1.0  # seconds between looks at the spool while events are held back
+CRITICAL_RANK = render.TYPE_RANK["failure"]  # may use the slot kept for critical events
 # An event no target took, written to syslog by the sender: the event's own JSON line
 # after this prefix.
 UNSENT_PREFIX = "undelivered sudo event: "
@@ -111,38 +127,6 @@ def _field(value, limit=render.FIELD_LIMIT):
     return text.safe(value, limit=limit, multiline=False)
 
 
-class SetupError(Exception):
-    """Sending is impossible (no Apprise, no usable config); carries the exit status."""
-
-    def __init__(self, code, message):
-        super().__init__(message)
-        self.code = code
-
-
-def build_apprise(config_path):
-    """Return ``(apprise module, Apprise object)`` loaded from ``config_path``.
-
-    Raises SetupError when Apprise is missing or the config is unreadable or empty.
-    """
-    try:
-        import apprise
-    except ImportError as exc:
-        raise SetupError(EXIT_UNAVAILABLE, f"apprise is not importable: {exc}") from None
-    try:
-        with open(config_path, "rb"):
-            pass
-    except OSError as exc:
-        raise SetupError(EXIT_CONFIG, f"cannot read {config_path}: {exc.strerror}") from None
-    config = apprise.AppriseConfig()
-    if not config.add(config_path):
-        raise SetupError(EXIT_CONFIG, f"{config_path} is not a usable Apprise config")
-    apobj = apprise.Apprise()
-    apobj.add(config)
-    if len(apobj) == 0:
-        raise SetupError(EXIT_CONFIG, f"{config_path} defines no valid targets")
-    return apprise, apobj
-
-
 def _fail(code, message):
     log(message)
     return code
@@ -177,7 +161,29 @@ def parse_args(argv):
     parser.add_argument("--gather", type=float, default=GATHER,
                         help="seconds to wait for more events of a burst before the first "
                              "round (default %(default)s)")
+    parser.add_argument("--hold", type=float, default=HOLD,
+                        help="seconds an event may wait for a target that is rate limited "
+                             "or failing before it is given to syslog (default %(default)s)")
+    parser.add_argument("--rate-limit", type=_positive, default=5,
+                        help="notifications per target in any --rate-period "
+                             "(default %(default)s)")
+    parser.add_argument("--rate-period", type=_positive, default=60,
+                        help="seconds (default %(default)s)")
+    parser.add_argument("--state", default="",
+                        help="root-only file that keeps the rate limit between senders "
+                             "(empty: this sender's alone)")
+    parser.add_argument("--ledger", default="",
+                        help="delivery ledger: one JSON line per delivered event (empty: none)")
+    parser.add_argument("--ledger-max-bytes", type=_positive, default=10 * 1024 * 1024,
+                        help="rotate the ledger beyond this size (default %(default)s)")
     return parser.parse_args(argv)
+
+
+def _positive(value):
+    number = int(value)
+    if number < 1:
+        raise ValueError(value)
+    return number
 
 
 def main(argv=None):
@@ -197,61 +203,211 @@ def _tags(event):
     return tuple(tags or ["sudo"])
 
 
-def _notify_tags(apprise, apobj, tags, compose):
-    """Notify every target matching any of ``tags``, each in the format it renders.
+class SetupError(Exception):
+    """Sending is impossible (no Apprise, no usable config); carries the exit status."""
 
-    ``compose(markdown)`` returns ``(title, body, notify_type)``; it is called once per
-    format, so Markdown targets get escaped titles and bodies and the others plain text.
-    Returns an exit status: OK, NO_MATCH, PARTIAL or FAILED.
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+
+
+class Entry:
+    """One event on its way: the targets that still owe it, and how it fared."""
+
+    __slots__ = ("event", "tags", "since", "owed", "taken", "failed")
+
+    def __init__(self, event, tags, since, owed):
+        self.event, self.tags, self.since = event, tags, since
+        self.owed = set(owed)  # keys of the targets that have not taken or refused it
+        self.taken = 0  # targets that took it
+        self.failed = 0  # targets that refused it, or that we gave up on
+
+
+class Target:
+    """One Apprise target: the events it owes, its rate limit and its backoff."""
+
+    def __init__(self, key, name, server, limiter):
+        self.key, self.name, self.server, self.limiter = key, name, server, limiter
+        self.entries = []
+        self.not_before = 0.0
+        self.failures = 0
+
+    def next_part(self, now):
+        """``(entries, critical)`` of its next notification: the oldest event while the
+        rate limit has a slot for each of the few that wait, else all of them as one
+        digest (so a critical event never waits behind lesser ones)."""
+        single = len(self.entries) <= min(DIGEST_AFTER, self.limiter.room(now))
+        part = self.entries[:1] if single else list(self.entries)
+        return part, any(render.rank(render.sudo_severity(e.event)) >= CRITICAL_RANK
+                         for e in part)
+
+
+class Outbox:
+    """The events of one sender, per Apprise target, until each target took them.
+
+    What the syslog-ng destination does for a batch, for the spool: an event goes to every
+    target that has any of its tags; each target gets its events as they are (up to
+    ``DIGEST_AFTER`` at a time) or as one digest, within its rate limit (the last slot of
+    a period kept for a critical event); a 429, a 5xx or no answer keeps them and retries
+    with backoff, for at most ``hold`` seconds after the event arrived; another 4xx drops
+    them for that target. ``finished()`` hands out the events that every target is done
+    with: delivered (taken by at least one) or not.
     """
-    servers = list(apobj.find(tag=list(tags)))
-    if not servers:
-        return EXIT_NO_MATCH
-    made, results = {}, []
-    for index, server in enumerate(servers, 1):
-        markdown = render.renders_markdown(server)
-        if markdown not in made:
-            made[markdown] = compose(markdown)
-        title, body, kind = made[markdown]
-        outcome, code = targets.notify_one(apprise, server, body, title, kind,
-                                           "markdown" if markdown else "text")
-        results.append(outcome == targets.OK)
-        if outcome != targets.OK:
-            service = getattr(server, "service_name", None) or type(server).__name__
-            log(f"{service} target {index} of {len(servers)}: {outcome} (HTTP {code or '-'})")
-    if all(results):
-        return EXIT_OK
-    return EXIT_PARTIAL if any(results) else EXIT_FAILED
+
+    def __init__(self, transport, limiters, limit, period, hold, retry_max=RETRY_MAX):
+        self.transport = transport
+        self.limiters = limiters  # target key -> limits.RateLimiter (saved between senders)
+        self.limit, self.period, self.hold = limit, period, hold
+        self.retry_max = retry_max
+        self.targets = {}
+        self.entries = []
+
+    def add(self, events, now):
+        """Route ``events`` to their targets. Returns the codes of events no target takes
+        (those are finished at once). Raises SetupError, having added nothing, while
+        Apprise or its config is unusable."""
+        routes = []
+        for tags, group in _by_tags(events).items():
+            found = self.transport.targets(now, tags)
+            if found is None or (self.transport.apobj is not None
+                                 and len(self.transport.apobj) == 0):
+                raise self.transport.problem()
+            routes.append((tags, group, found))
+        codes = []
+        for tags, group, found in routes:
+            if not found:
+                log("no Apprise target is tagged {}: {} event(s) not sent".format(
+                    " or ".join(_field(t, 64) for t in tags), len(group)), "warning")
+                self.entries += [Entry(e, tags, now, ()) for e in group]
+                codes += [EXIT_NO_MATCH] * len(group)
+                continue
+            for key, name, server in found:
+                if key not in self.targets:
+                    limiter = self.limiters.get(key)
+                    if limiter is None:
+                        limiter = self.limiters[key] = limits.RateLimiter(self.limit,
+                                                                          self.period)
+                    self.targets[key] = Target(key, name, server, limiter)
+            for event in group:
+                entry = Entry(event, tags, now, (key for key, _1, _2 in found))
+                self.entries.append(entry)
+                for key, _1, _2 in found:
+                    self.targets[key].entries.append(entry)
+        return codes
+
+    def send(self, clock):
+        """One notification to every target that may send now. Returns True if any went."""
+        went = False
+        for target in self.targets.values():
+            now = clock()
+            if not target.entries or now < target.not_before:
+                continue
+            part, critical = target.next_part(now)
+            if not target.limiter.take(now, critical):
+                continue
+            went = True
+            markdown = render.renders_markdown(target.server)
+            if len(part) == 1:
+                title, body, kind = render.sudo_event(part[0].event, markdown)
+            else:
+                title, body, kind = render.sudo_digest([e.event for e in part], markdown)
+            outcome, code = self.transport.notify(target.server, body, title, kind,
+                                                  "markdown" if markdown else "text")
+            target.limiter.settle(now, clock())
+            if outcome in (targets.OK, targets.PERMANENT):
+                target.failures = 0
+                self._done(target, part, taken=outcome == targets.OK)
+                if outcome == targets.PERMANENT:
+                    log(f"{target.name}: answered HTTP {code}: {len(part)} event(s) "
+                        "dropped for this target")
+                continue
+            target.failures += 1
+            if outcome == targets.LIMITED:
+                delay = max(self.period / self.limit, 2.0 ** target.failures)
+            else:
+                delay = 2.0 ** min(target.failures, 16)
+            target.not_before = clock() + min(delay, self.retry_max)
+            log(f"{target.name}: {outcome} (HTTP {code or '-'}), {len(part)} event(s) kept, "
+                f"retry in {min(delay, self.retry_max):.0f} s", "warning")
+        return went
+
+    def expire(self, now):
+        """Give up on what a target still owes ``hold`` seconds after the event came."""
+        for target in self.targets.values():
+            old = [e for e in target.entries if now - e.since >= self.hold]
+            if old:
+                log(f"{target.name}: delivery failed for {len(old)} event(s) within "
+                    f"{self.hold:.0f} s")
+                self._done(target, old, taken=False)
+
+    def _done(self, target, entries, taken):
+        done = {id(e) for e in entries}
+        target.entries = [e for e in target.entries if id(e) not in done]
+        for entry in entries:
+            entry.owed.discard(target.key)
+            if taken:
+                entry.taken += 1
+            else:
+                entry.failed += 1
+
+    def finished(self):
+        """``(delivered, undelivered, codes)``: the entries no target owes any more."""
+        done = [e for e in self.entries if not e.owed]
+        self.entries = [e for e in self.entries if e.owed]
+        delivered = [e for e in done if e.taken]
+        codes = [EXIT_OK if not e.failed else EXIT_PARTIAL if e.taken else EXIT_FAILED
+                 for e in done if e.taken or e.failed]
+        return delivered, [e for e in done if not e.taken], codes
+
+    def due(self, now):
+        """When something may happen next: a target's slot or backoff ends, or an event's
+        hold does. None when nothing is owed."""
+        times = []
+        for target in self.targets.values():
+            if target.entries:
+                critical = target.next_part(now)[1]
+                times.append(max(target.not_before,
+                                 target.limiter.next_free(now, critical)))
+                times.append(min(e.since for e in target.entries) + self.hold)
+        return min(times) if times else None
 
 
-def send_batch(apprise, apobj, events):
-    """Send ``events``: one notification each, or a digest per tag set.
-
-    Returns ``(codes, unsent)``: an exit status per notification and the events that no
-    target took (a failed or partial notification, or no target for their tags).
-    """
+def _by_tags(events):
     groups = {}
     for event in events:
         groups.setdefault(_tags(event), []).append(event)
-    codes, unsent = [], []
-    for group_tags, group in groups.items():
-        if len(group) > DIGEST_AFTER:
-            messages = [((lambda md, g=group: render.sudo_digest(g, md)), group)]
-        else:
-            messages = [((lambda md, e=event: render.sudo_event(e, md)), [event])
-                        for event in group]
-        for compose, covered in messages:
-            code = _notify_tags(apprise, apobj, group_tags, compose)
-            codes.append(code)
-            if code == EXIT_OK:
-                continue
-            unsent += covered
-            if code == EXIT_NO_MATCH:
-                log("no Apprise target is tagged {}: {} event(s) not sent".format(
-                    " or ".join(_field(t, 64) for t in group_tags), len(covered)), "warning")
-            else:
-                log(f"delivery failed for {len(covered)} event(s), status {code}")
-    return codes, unsent
+    return groups
+
+
+class Transport(targets.AppriseTransport):
+    """The Apprise layer of the collection, with the setup problem it last reported."""
+
+    def __init__(self, config):
+        super().__init__(config, "sudo", report=self._remember)
+        self.reported = ("config", f"{config} is not usable")
+
+    def _remember(self, key, message):
+        self.reported = (key, message)
+
+    def problem(self):
+        key, message = self.reported
+        if self.apobj is not None and len(self.apobj) == 0:
+            return SetupError(EXIT_CONFIG, f"{self.config} defines no valid targets")
+        return SetupError(EXIT_UNAVAILABLE if key == "import" else EXIT_CONFIG, message)
+
+
+def record(path, entries, max_bytes):
+    """The delivered events in the delivery ledger, as a plain-text target reads them."""
+    if not path or not entries:
+        return
+    lines = []
+    for entry in entries:
+        title, body, _kind = render.sudo_event(entry.event)
+        lines.append(ledger.line(",".join(entry.tags), title, body))
+    try:
+        ledger.append(path, lines, max_bytes)
+    except OSError as exc:
+        log(f"cannot write the delivery ledger {path}: {exc.strerror or exc}", "warning")
 
 
 def _copy_line(event, limit=UNSENT_LIMIT):
@@ -326,6 +482,20 @@ def _spool_pending(spool):
         return os.path.lexists(spool + ".work")
 
 
+def _load_limiters(args, now):
+    return limits.load(args.state, args.rate_limit, float(args.rate_period), now) \
+        if args.state else {}
+
+
+def _save_limiters(args, limiters):
+    if not args.state:
+        return
+    try:
+        limits.save(args.state, limiters)
+    except OSError as exc:
+        log(f"cannot keep the rate limit in {args.state}: {exc.strerror or exc}", "warning")
+
+
 def drain(args):
     """Spool mode: send what the spool holds until it is empty (see the module doc)."""
     flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -334,40 +504,68 @@ def drain(args):
         if not _lock(lock_fd):
             return EXIT_OK  # another sender is draining; it re-checks before it exits
         codes = []
-        sender = None
         # The sudo call that started us is still running: stay off the CPU while it
         # finishes, and let the rest of a burst reach the spool, before importing Apprise.
         time.sleep(min(max(0.0, args.gather), 10.0))
-        for _round in range(MAX_ROUNDS):
+        outbox = None
+        rounds = 0
+        while True:
             signal.alarm(max(1, int(args.timeout)))
-            events, bad = take_spool(args.spool)
-            if bad:
-                log(f"ignored {bad} malformed spool lines", "warning")
-            if events:
-                try:
-                    if sender is None:
-                        sender = build_apprise(args.config)
-                    more, unsent = send_batch(sender[0], sender[1], events)
+            events = []
+            if rounds < MAX_ROUNDS:
+                events, bad = take_spool(args.spool)
+                if bad:
+                    log(f"ignored {bad} malformed spool lines", "warning")
+                rounds += 1 if events else 0
+            unsent = []
+            try:
+                if outbox is None and events:
+                    outbox = Outbox(Transport(args.config),
+                                    _load_limiters(args, time.monotonic()),
+                                    args.rate_limit, float(args.rate_period), args.hold)
+                if events:
+                    codes += outbox.add(events, time.monotonic())
+                if outbox is not None:
+                    if outbox.send(time.monotonic):
+                        _save_limiters(args, outbox.limiters)
+                    outbox.expire(time.monotonic())
+                    delivered, unsent, more = outbox.finished()
                     codes += more
-                except SetupError as exc:
-                    codes.append(_fail(exc.code, f"{exc}: {len(events)} event(s) not sent"))
-                    unsent = events
-                except Timeout:
-                    codes.append(_fail(EXIT_TIMEOUT, f"gave up after {args.timeout} s: "
-                                       f"{len(events)} event(s) may not have been sent"))
-                    unsent = events
-                signal.alarm(0)
-                keep_in_syslog(unsent)
+                    record(args.ledger, delivered, args.ledger_max_bytes)
+            except SetupError as exc:
+                # Nothing of these was added; what the outbox holds waits on (the config
+                # may be back by the next look, or the events' hold ends).
+                codes.append(_fail(exc.code, f"{exc}: {len(events)} event(s) not sent"))
+                unsent = [Entry(e, (), 0.0, ()) for e in events]
+                if outbox is not None and not outbox.entries:
+                    outbox = None
+            except Timeout:
+                pending = len(outbox.entries) if outbox is not None else len(events)
+                codes.append(_fail(EXIT_TIMEOUT, f"gave up after {args.timeout} s: "
+                                   f"{pending} event(s) may not have been sent"))
+                unsent = outbox.entries if outbox is not None else [
+                    Entry(e, (), 0.0, ()) for e in events]
+                outbox = None
+            signal.alarm(0)
+            keep_in_syslog([entry.event for entry in unsent])
+            now = time.monotonic()
+            due = outbox.due(now) if outbox is not None else None
+            if due is not None:
+                # Held back by a rate limit or a backoff: look at the spool meanwhile (a
+                # critical event may use the slot kept for it), then try again.
+                time.sleep(min(max(0.05, due - now), POLL))
+                continue
+            if events:
                 continue
             # Empty: let go of the lock, then look again. A plugin that appended while
             # it saw the lock held relies on this look.
             fcntl.flock(lock_fd, fcntl.LOCK_UN)
             if not _spool_pending(args.spool) or not _lock(lock_fd):
                 return aggregate(codes)
-        if _spool_pending(args.spool):
-            log(f"events still queued after {MAX_ROUNDS} rounds: the next sender sends them",
-                "warning")
-        return aggregate(codes)
+            if rounds >= MAX_ROUNDS:
+                log(f"events still queued after {MAX_ROUNDS} rounds: the next sender sends "
+                    "them", "warning")
+                return aggregate(codes)
     finally:
         os.close(lock_fd)
 

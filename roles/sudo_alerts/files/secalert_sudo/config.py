@@ -55,6 +55,12 @@ DEFAULT_SETTINGS = {
         # What one invoking uid other than root may hold of the spool: a user who floods
         # sudo (refused calls included) cannot crowd out the others' alerts.
         "spool_uid_bytes": 256 * 1024,
+        # The sender's rate limit per Apprise target, kept in rate_state between senders.
+        "rate_limit": 5,
+        "rate_period": 60,
+        "rate_state": "/run/secalert/sudo-sender.rate",
+        # One JSON line per delivered event (playbooks/verify.yml reads it); "": none.
+        "ledger": "/var/log/secalert/sudo-delivered.log",
     },
     "limits": DEFAULT_LIMITS,
 }
@@ -131,8 +137,9 @@ def load_settings(path):
     root_socket = settings["syslog"]["root_socket"]
     if root_socket and not os.path.isabs(root_socket):
         raise ConfigError("syslog.root_socket must be an absolute path or empty")
-    for key in ("python", "sender", "apprise_config", "spool", "lock"):
-        if not os.path.isabs(settings["direct"][key]):
+    for key in ("python", "sender", "apprise_config", "spool", "lock", "rate_state", "ledger"):
+        value = settings["direct"][key]
+        if not os.path.isabs(value) and not (value == "" and key in ("rate_state", "ledger")):
             raise ConfigError(f"direct.{key} must be an absolute path")
     rule_list = list(settings["rules"])
     if settings["include_default_rules"]:

@@ -115,9 +115,13 @@ def send_syslog(data, path="/dev/log"):
             sock.close()
 
 
-def direct_argv(python, sender, apprise_config, spool, lock):
-    """The sender's command line: the Apprise venv's Python runs secalert_sudo_send.py."""
-    return [python, "-I", sender, "--config", apprise_config, "--spool", spool, "--lock", lock]
+def direct_argv(direct):
+    """The sender's command line from the ``direct`` settings: the Apprise venv's Python
+    runs secalert_sudo_send.py (sudo-alerts-ctl starts it with the same options)."""
+    return [direct["python"], "-I", direct["sender"], "--config", direct["apprise_config"],
+            "--spool", direct["spool"], "--lock", direct["lock"],
+            "--rate-limit", str(direct["rate_limit"]), "--rate-period", str(direct["rate_period"]),
+            "--state", direct["rate_state"], "--ledger", direct["ledger"]]
 
 
 def _open_private(path, flags):

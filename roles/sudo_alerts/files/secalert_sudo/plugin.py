@@ -286,9 +286,7 @@ class SecalertAuditPlugin(_PluginBase):
                     import errno
 
                     raise OSError(errno.ENOENT, "sender interpreter missing", python)
-                delivery.spawn_sender(delivery.direct_argv(
-                    python, direct["sender"], direct["apprise_config"], direct["spool"],
-                    direct["lock"]))
+                delivery.spawn_sender(delivery.direct_argv(direct))
         except BaseException as exc:  # noqa: BLE001 - queued; the next sender sends it
             self._fault("direct", "sender not started: " + self._describe(exc))
             return False

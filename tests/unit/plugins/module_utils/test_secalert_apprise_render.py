@@ -9,6 +9,7 @@ payload Apprise would have sent.
 """
 
 import json
+import time
 from urllib.parse import parse_qs
 
 import apprise
@@ -96,9 +97,12 @@ def through_destination(tmp_path, name, messages, render_as=""):
 
 
 def through_sender(tmp_path, name, events):
-    apprise_mod, apobj = send.build_apprise(config_for(tmp_path, name))
-    codes, unsent = send.send_batch(apprise_mod, apobj, events)
-    assert codes == [send.EXIT_OK] and unsent == []
+    """The sender's Outbox with its real Transport: one round, no rate limit in the way."""
+    outbox = send.Outbox(send.Transport(config_for(tmp_path, name)), {}, 100, 60.0, 0.0)
+    assert outbox.add(events, time.monotonic()) == []
+    assert outbox.send(time.monotonic)
+    _delivered, unsent, codes = outbox.finished()
+    assert codes == [send.EXIT_OK] * len(events) and unsent == []
 
 
 def sudo_event(user="alice"):
@@ -160,8 +164,9 @@ def test_discord_gets_escaped_title_and_body(tmp_path, wire, path):
 def test_plain_json_receiver_gets_the_text_unescaped(tmp_path, wire):
     path = tmp_path / "apprise.yml"
     path.write_text("urls:\n  - json://127.0.0.1:9/hook:\n      tag: sudo\n")
-    apprise_mod, apobj = send.build_apprise(str(path))
-    send.send_batch(apprise_mod, apobj, [sudo_event()])
+    outbox = send.Outbox(send.Transport(str(path)), {}, 100, 60.0, 0.0)
+    outbox.add([sudo_event()], time.monotonic())
+    outbox.send(time.monotonic)
     ((_url, payload),) = wire
     assert payload["title"] == "[warning] sudo: alice was denied " \
                                "/tmp/[Approve](https://evil.example/a) on h1"

@@ -72,7 +72,9 @@ class Host:
             "# managed\nDELIVERY=direct\nFACILITY=authpriv\nIDENT=secalert-sudo\n"
             f"SPOOL={self.run_dir}/sudo-spool\nSENDER_LOCK={self.run_dir}/sudo-sender.lock\n"
             f"PYTHON={python}\nSENDER={self.tmp}/secalert_sudo_send.py\n"
-            "APPRISE_CONFIG=/etc/secalert/apprise.yml\n")
+            "APPRISE_CONFIG=/etc/secalert/apprise.yml\nRATE_LIMIT=7\nRATE_PERIOD=30\n"
+            f"RATE_STATE={self.run_dir}/sudo-sender.rate\n"
+            "LEDGER=/var/log/secalert/sudo-delivered.log\n")
         self.settings.chmod(0o600)
 
     def run(self, *args, content=None, env=None):
@@ -288,7 +290,9 @@ def test_guard_disables_a_line_that_breaks_sudo_and_sends_a_status_event(host):
     assert host.sender_log.read_text().split() == [
         "-I", str(host.tmp / "secalert_sudo_send.py"), "--config", "/etc/secalert/apprise.yml",
         "--spool", str(host.run_dir / "sudo-spool"), "--lock",
-        str(host.run_dir / "sudo-sender.lock")]
+        str(host.run_dir / "sudo-sender.lock"), "--rate-limit", "7", "--rate-period", "30",
+        "--state", str(host.run_dir / "sudo-sender.rate"),
+        "--ledger", "/var/log/secalert/sudo-delivered.log"]
     st = (host.run_dir / "sudo-spool").stat()
     assert (st.st_uid, st.st_mode & 0o777) == (0, 0o600)
 

@@ -82,7 +82,10 @@ def test_spools_event_and_starts_detached_sender(write_config, receiver, fake_py
     head = dict(line.split(": ", 1) for line in record.splitlines())
     assert head["argv"] == ("-I /usr/libexec/secalert/secalert_sudo_send.py "
                             "--config /etc/secalert/apprise.yml "
-                            f"--spool {shortdir}/spool --lock {shortdir}/lock")
+                            f"--spool {shortdir}/spool --lock {shortdir}/lock "
+                            "--rate-limit 5 --rate-period 60 "
+                            "--state /run/secalert/sudo-sender.rate "
+                            "--ledger /var/log/secalert/sudo-delivered.log")
     assert head["cwd"] == "/"
     assert "hunter2" not in record and head["env"].split() == [
         "HOME=/", "LANG=C.UTF-8", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"]

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 import secalert_sudo_send as send
@@ -28,18 +29,28 @@ EVENT = {
 
 
 class Receiver(http.server.ThreadingHTTPServer):
+    """Takes json:// notifications: /fail answers 500, /deny 403, and a path in
+    ``answers`` its codes in turn (then 200). ``received`` has what was taken, with the
+    time it came (``times``)."""
+
     daemon_threads = True
 
     def __init__(self):
-        self.received = []
+        self.received, self.times, self.answers = [], [], {}
         super().__init__(("127.0.0.1", 0), Handler)
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802 - http.server's naming
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.server.received.append((self.path, json.loads(body)))
-        self.send_response(500 if self.path.startswith("/fail") else 200)
+        path = self.path.split("?")[0]
+        script = self.server.answers.get(path) or []
+        code = script.pop(0) if script else (
+            500 if path.startswith("/fail") else 403 if path.startswith("/deny") else 200)
+        if code == 200:
+            self.server.received.append((self.path, json.loads(body)))
+            self.server.times.append(time.monotonic())
+        self.send_response(code)
         self.send_header("Content-Length", "0")
         self.end_headers()
 
@@ -100,9 +111,11 @@ def spool(tmp_path):
     return write
 
 
-def drain_argv(config, spool, gather=0):
+def drain_argv(config, spool, gather=0, hold=0, *more):
+    """The sender's command line; ``hold`` 0: one try per target, as the tests of what
+    happens to undelivered events want (the shipped default waits for a failing target)."""
     return ["--config", config, "--spool", spool.path, "--lock", spool.lock,
-            "--gather", str(gather)]
+            "--gather", str(gather), "--hold", str(hold), *more]
 
 
 def test_sends_safe_notification(apprise_config, http_receiver, spool, logged):
@@ -141,7 +154,17 @@ def test_an_events_own_tags_choose_its_targets(apprise_config, http_receiver, sp
 def test_delivery_problems(apprise_config, spool, logged, targets, tags, expected):
     spool(dict(EVENT, tags=tags))
     assert send.main(drain_argv(apprise_config(targets), spool)) == expected
-    assert logged and all("s3cr3t" not in line and "127.0.0.1" not in line for line in logged)
+    # a target is named in its masked display form (targets.display_url): no query string,
+    # so no token given as a parameter
+    assert logged and all("s3cr3t" not in line and "token" not in line for line in logged)
+    if expected == send.EXIT_FAILED:
+        assert any(line.startswith(f"json://127.0.0.1:{port(logged)}/fail: transient (HTTP 500)")
+                   for line in logged), logged
+
+
+def port(lines):
+    return next(line.split("127.0.0.1:", 1)[1].split("/", 1)[0] for line in lines
+                if "127.0.0.1:" in line)
 
 
 @pytest.mark.parametrize("raw, bad", [
@@ -277,9 +300,9 @@ def test_spool_leftover_of_a_crashed_sender_is_sent(apprise_config, http_receive
 
 
 @pytest.mark.parametrize("problem, expected, words", [
-    ("apprise", send.EXIT_UNAVAILABLE, "apprise is not importable"),
+    ("apprise", send.EXIT_UNAVAILABLE, "cannot import apprise"),
     ("config", send.EXIT_CONFIG, "2 event(s) not sent"),
-    ("target", send.EXIT_FAILED, "delivery failed for 1 event(s), status 1"),
+    ("target", send.EXIT_FAILED, "delivery failed for"),
 ])
 def test_spool_failures_are_logged_with_counts(monkeypatch, apprise_config, spool, logged,
                                                problem, expected, words):
@@ -333,3 +356,98 @@ def test_status_event_through_the_spool_is_its_own_notification(apprise_config,
     assert payload["message"].startswith("reason: sudo.conf changed\n")
     assert "7 earlier sudo event(s) could not be logged" in payload["message"]
     assert " ran " not in payload["message"]
+
+
+def _users(receiver):
+    return [p["title"].split()[2] for _unused, p in receiver.received]
+
+
+def _ledger(path):
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="ascii") as handle:
+        return [json.loads(line) for line in handle]
+
+
+@pytest.mark.parametrize("state, waited", [(True, True), (False, False)])
+def test_the_rate_limit_holds_from_one_sender_to_the_next(tmp_path, apprise_config,
+                                                         http_receiver, spool, logged,
+                                                         state, waited):
+    """Each sender is a process of its own: the budget one spent is in --state for the
+    next, whose event waits for the slot to free (limit 1 in 4 s). Without --state (the
+    control) each sender has the whole budget."""
+    config = apprise_config([("/chat", "sudo")])
+    rate = ["--rate-limit", "1", "--rate-period", "4"]
+    rate += ["--state", str(tmp_path / "rate")] if state else []
+    spool(dict(EVENT, user="u1"))
+    assert send.main(drain_argv(config, spool, 0, 30, *rate)) == send.EXIT_OK, logged
+    spool(dict(EVENT, user="u2"))
+    assert send.main(drain_argv(config, spool, 0, 30, *rate)) == send.EXIT_OK, logged
+    assert _users(http_receiver) == ["u1", "u2"]
+    gap = http_receiver.times[1] - http_receiver.times[0]
+    assert (gap >= 3.0) == waited, gap  # not before the slot freed (4 s after the first)
+
+
+def test_a_critical_event_is_not_buried_behind_held_events(tmp_path, apprise_config,
+                                                           http_receiver, spool, logged):
+    """Limit 2 a minute: the first event takes a slot, the second waits for the slot kept
+    for critical events; a refusal that comes meanwhile takes it, in one digest with the
+    waiting event, at once."""
+    config = apprise_config([("/chat", "sudo")])
+    rate = ["--rate-limit", "2", "--rate-period", "60", "--state", str(tmp_path / "rate")]
+    spool(dict(EVENT, user="u1"))
+    assert send.main(drain_argv(config, spool, 0, 30, *rate)) == send.EXIT_OK, logged
+    spool(dict(EVENT, user="u2"))
+    late = threading.Timer(0.5, lambda: spool(dict(EVENT, user="mallory", decision="reject",
+                                                    severity="critical")))
+    late.start()
+    try:
+        assert send.main(drain_argv(config, spool, 0, 30, *rate)) == send.EXIT_OK, logged
+    finally:
+        late.join()
+    titles = [p["title"] for _unused, p in http_receiver.received]
+    assert len(titles) == 2 and titles[1].startswith("[critical] sudo: 2 events on web1"), titles
+    assert "u2" in http_receiver.received[1][1]["message"]
+
+
+def test_a_429_is_retried_until_the_target_takes_it(tmp_path, apprise_config, http_receiver,
+                                                    spool, logged):
+    config = apprise_config([("/busy", "sudo")])
+    http_receiver.answers["/busy"] = [429]
+    ledger_path = str(tmp_path / "delivered.log")
+    spool(EVENT)
+    assert send.main(drain_argv(config, spool, 0, 30, "--rate-period", "2",
+                                "--ledger", ledger_path)) == send.EXIT_OK, logged
+    assert len(http_receiver.received) == 1
+    assert any("rate-limited (HTTP 429), 1 event(s) kept, retry in 2 s" in x for x in logged)
+    assert [row["tag"] for row in _ledger(ledger_path)] == ["sudo,sudo-shell"]
+
+
+def test_the_ledger_holds_exactly_what_a_target_took(tmp_path, apprise_config, http_receiver,
+                                                     spool, logged):
+    """alice's event reaches /chat (and is refused by /deny: partial); bob's only has /deny:
+    it is not in the ledger, it is in syslog."""
+    config = apprise_config([("/chat", "sudo-shell"), ("/deny", "sudo")])
+    ledger_path = str(tmp_path / "delivered.log")
+    spool(EVENT, dict(EVENT, user="bob", tags=["sudo"]))
+    code = send.main(drain_argv(config, spool, 0, 30, "--ledger", ledger_path))
+    assert code == send.EXIT_FAILED, logged
+    rows = _ledger(ledger_path)
+    assert [r["title"] for r in rows] == [render.sudo_event(EVENT)[0]]
+    assert rows[0]["body"] == render.sudo_event(EVENT)[1][:2000]
+    assert os.stat(ledger_path).st_mode & 0o777 == 0o600
+    unsent = [json.loads(x[len(send.UNSENT_PREFIX):])["user"] for x in logged
+              if x.startswith(send.UNSENT_PREFIX)]
+    assert unsent == ["bob"]
+    assert sum("answered HTTP 403" in x for x in logged) == 2
+
+
+def test_an_outage_longer_than_the_hold_ends_in_syslog(apprise_config, http_receiver, spool,
+                                                       logged):
+    config = apprise_config([("/fail", "sudo")])
+    spool(EVENT)
+    started = time.monotonic()
+    assert send.main(drain_argv(config, spool, 0, 3)) == send.EXIT_FAILED
+    assert 3.0 <= time.monotonic() - started < 30  # retried (backoff 2 s) until the hold
+    assert sum("transient (HTTP 500)" in x for x in logged) >= 2
+    assert any(x.startswith(send.UNSENT_PREFIX) for x in logged)
