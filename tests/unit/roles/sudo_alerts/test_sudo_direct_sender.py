@@ -370,9 +370,8 @@ def _ledger(path):
 
 
 @pytest.mark.parametrize("state, waited", [(True, True), (False, False)])
-def test_the_rate_limit_holds_from_one_sender_to_the_next(tmp_path, apprise_config,
-                                                         http_receiver, spool, logged,
-                                                         state, waited):
+def test_the_rate_limit_holds_from_one_sender_to_the_next(
+        tmp_path, apprise_config, http_receiver, spool, logged, state, waited):
     """Each sender is a process of its own: the budget one spent is in --state for the
     next, whose event waits for the slot to free (limit 1 in 4 s). Without --state (the
     control) each sender has the whole budget."""
@@ -398,8 +397,8 @@ def test_a_critical_event_is_not_buried_behind_held_events(tmp_path, apprise_con
     spool(dict(EVENT, user="u1"))
     assert send.main(drain_argv(config, spool, 0, 30, *rate)) == send.EXIT_OK, logged
     spool(dict(EVENT, user="u2"))
-    late = threading.Timer(0.5, lambda: spool(dict(EVENT, user="mallory", decision="reject",
-                                                    severity="critical")))
+    critical = dict(EVENT, user="mallory", decision="reject", severity="critical")
+    late = threading.Timer(0.5, lambda: spool(critical))
     late.start()
     try:
         assert send.main(drain_argv(config, spool, 0, 30, *rate)) == send.EXIT_OK, logged
