@@ -25,9 +25,14 @@ import tempfile
 import time
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(TOP, "tests", "support"))
+
+from secalert_testlib import fleet  # noqa: E402
+from secalert_testlib.polling import poll  # noqa: E402
+
 CACHE = os.path.join(TOP, ".cache")
 VAULT = ["--vault-id", f"demo@{TOP}/demo/vault-password.txt"]
-IMAGES = ["localhost/secalert-test:debian12", "localhost/secalert-test:debian13"]
+IMAGES = [fleet.IMAGES["debian12"], fleet.IMAGES["debian13"]]
 
 
 def sh(*cmd, check=True, capture=True, timeout=1800):
@@ -38,29 +43,13 @@ def sh(*cmd, check=True, capture=True, timeout=1800):
     )
 
 
-def cleanup(scenario):
-    sh(os.path.join(TOP, "tests", "harness", "cleanup"), scenario, check=False)
-
-
 def start_fleet(size):
     scenario = f"bench-fleet-{size}"
-    net = f"secalert-{scenario}"
-    label = f"secalert.scenario={scenario}"
-    cleanup(scenario)
-    sh("podman", "network", "create", "--label", label, net)
-    sh("podman", "run", "-d", "--pull=never", f"--name={net}-receiver", "--hostname=receiver",
-       f"--label={label}", f"--network={net}", "--network-alias=receiver",
-       f"--volume={TOP}/tests/receiver:/receiver:ro", IMAGES[0],
-       "python3", "/receiver/receiver.py", "serve")
+    net = fleet.network(scenario)
     hosts = [f"{net}-server"] + [f"{net}-client{i}" for i in range(1, size)]
-    for index, name in enumerate(hosts):
-        alias = "alert-server" if index == 0 else name
-        sh("podman", "run", "-d", "--pull=never", "--systemd=always", f"--name={name}",
-           f"--hostname={alias}", f"--label={label}", f"--network={net}",
-           f"--network-alias={alias}", IMAGES[index % 2], "/sbin/init")
-    for name in hosts:
-        sh("podman", "exec", name, "timeout", "60", "systemctl", "is-system-running", "--wait",
-           check=False)
+    receiver = fleet.start(scenario, [
+        (name, IMAGES[index % 2], "alert-server" if index == 0 else name)
+        for index, name in enumerate(hosts)])
     # What real hosts have before our roles arrive (site.yml becomes root through sudo);
     # not part of the rollout time.
     installs = [subprocess.Popen(  # pylint: disable=consider-using-with
@@ -69,16 +58,7 @@ def start_fleet(size):
         for name in hosts]
     if any(proc.wait(timeout=600) for proc in installs):
         raise SystemExit("could not install sudo in the containers")
-    for _try in range(30):
-        if receiver(net, "health", check=False).returncode == 0:
-            break
-        time.sleep(1)
-    return scenario, net, hosts
-
-
-def receiver(net, *args, check=True):
-    return sh("podman", "exec", f"{net}-receiver", "python3", "/receiver/receiver.py", *args,
-              check=check)
+    return scenario, receiver, hosts
 
 
 def inventory(directory, hosts):
@@ -119,8 +99,8 @@ def rollout(inv):
     return took
 
 
-def latency(net, client, events):
-    receiver(net, "reset")
+def latency(receiver, client, events):
+    receiver.reset()
     sent = {}
     for i in range(events):
         marker = f"lat{i:04d}x{int(time.time())}"
@@ -128,16 +108,17 @@ def latency(net, client, events):
            f"su - alice -c 'sudo -n /bin/bash -c \": {marker}\"'")
         sent[marker] = time.time()
         time.sleep(0.2)
-    deadline = time.monotonic() + 300
     arrived = {}
-    while time.monotonic() < deadline and len(arrived) < len(sent):
-        listing = json.loads(receiver(net, "list").stdout)["messages"]
-        for message in listing:
+
+    def collect():
+        for message in receiver.messages():
             text = f"{message['title']}\n{message['body']}"
             for marker in sent:
                 if marker not in arrived and marker in text:
                     arrived[marker] = message["time"]
-        time.sleep(1)
+        return len(arrived)
+
+    poll(collect, lambda count: count >= len(sent), 300, interval=1)
     values = sorted(arrived[m] - sent[m] for m in arrived)
     return values, len(sent) - len(arrived)
 
@@ -159,7 +140,7 @@ def main():
     lat = None
     try:
         for size in args.sizes:
-            scenario, net, hosts = start_fleet(size)
+            scenario, receiver, hosts = start_fleet(size)
             try:
                 with tempfile.TemporaryDirectory(prefix="secalert-bench-") as tmp:
                     inv = inventory(tmp, hosts)
@@ -169,12 +150,12 @@ def main():
                     print(f"{size} host(s): first {first:.0f} s, rerun {rerun:.0f} s", flush=True)
                     if size == max(args.sizes) and size > 1:
                         prepare_client(hosts[1])
-                        lat = latency(net, hosts[1], args.events)
+                        lat = latency(receiver, hosts[1], args.events)
             finally:
-                cleanup(scenario)
+                fleet.cleanup(scenario)
     except KeyboardInterrupt:
         for size in args.sizes:
-            cleanup(f"bench-fleet-{size}")
+            fleet.cleanup(f"bench-fleet-{size}")
         raise
 
     print("\n| hosts | first rollout | idempotent rerun | rerun per host |")

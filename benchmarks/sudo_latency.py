@@ -32,8 +32,14 @@ for `syslog` and `direct` is <= 1.05.
 
 import argparse
 import json
+import os
 import subprocess
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                                "support"))
+
+from secalert_testlib.receiver_client import Receiver  # noqa: E402
 
 CONDITIONS = {"ok": ["ok"], "slow": ["slow", "--delay", "1"], "hang": ["hang"],
               "down": ["down"]}
@@ -212,13 +218,6 @@ def run(argv, timeout=3600):
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def receiver_mode(receiver, condition):
-    proc = run(["podman", "exec", receiver, "python3", "/receiver/receiver.py", "mode",
-                *CONDITIONS[condition]], timeout=60)
-    if proc.returncode != 0:
-        sys.exit(f"receiver mode {condition}: {proc.stderr}")
-
-
 def percentile(values, fraction):
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
@@ -246,10 +245,11 @@ def main():
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
+    receiver = Receiver(args.receiver)
     results = {}
     try:
         for condition in CONDITIONS:
-            receiver_mode(args.receiver, condition)
+            receiver.mode(*CONDITIONS[condition])
             fast = [c for c in CONFIGS if c != "sync"] if condition != "ok" else CONFIGS
             plans = [(fast, args.rounds, 1)]
             if condition != "ok":
@@ -274,7 +274,7 @@ def main():
                     cell["failures"] += data["failures"][name]
                 print(f"# {condition}: {', '.join(configs)} x {rounds} done", file=sys.stderr)
     finally:
-        receiver_mode(args.receiver, "ok")
+        receiver.mode("ok")
         run(["podman", "exec", args.host, "python3", "-c", DRIVER, "restore", "{}"])
 
     print(f"sudo -n true on {args.host}, ms (ratio = median / median of `empty` in the "

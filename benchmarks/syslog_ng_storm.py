@@ -22,17 +22,22 @@ Runs against a converged `syslog_ng_standalone` scenario host:
 """
 
 import argparse
-import json
-import re
+import os
 import statistics
 import subprocess
 import sys
 import time
 import uuid
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                                "support"))
+
+from secalert_testlib.digests import counted_events  # noqa: E402
+from secalert_testlib.polling import poll  # noqa: E402
+from secalert_testlib.receiver_client import Receiver  # noqa: E402
+
 CONF = "/etc/syslog-ng/conf.d/secalert.conf"
 PARKED = "/etc/syslog-ng/secalert/secalert.conf.off"
-DIGEST = re.compile(r"^(\d+) events: ")
 
 
 def sh(host, script, check=True, timeout=900):
@@ -41,17 +46,6 @@ def sh(host, script, check=True, timeout=900):
     if check and proc.returncode != 0:
         sys.exit(f"{host}: {script!r} failed: {proc.stderr or proc.stdout}")
     return proc.stdout
-
-
-def messages(receiver, marker):
-    out = subprocess.run(
-        ["podman", "exec", receiver, "python3", "/receiver/receiver.py", "list",
-         "--contains", marker], capture_output=True, text=True, timeout=120, check=True)
-    return json.loads(out.stdout)["messages"]
-
-
-def accounted(msgs):
-    return sum(int(m.group(1)) if (m := DIGEST.match(x["title"] or "")) else 1 for x in msgs)
 
 
 def most_in_a_minute(times):
@@ -65,7 +59,7 @@ def most_in_a_minute(times):
 
 
 def storm(args):
-    host, receiver = args.host, args.receiver
+    host, receiver = args.host, Receiver(args.receiver)
     marker = f"storm-{uuid.uuid4().hex[:8]}"
     sh(host, f"sed -i -E 's/window\\([0-9]+\\)/window(5)/; s/rate_limit\\([0-9]+\\)/rate_limit(5)/;"
              f" s/rate_period\\([0-9]+\\)/rate_period(60)/; s/retry_max\\([0-9]+\\)/retry_max(60)/'"
@@ -82,15 +76,11 @@ def storm(args):
     sent_at = time.monotonic()
     events_in = per * chunks
     print(f"storm: {events_in} matching events sent in {sent_at - started:.1f} s")
-    deadline = sent_at + args.drain_timeout
-    msgs = []
-    while time.monotonic() < deadline:
-        msgs = messages(receiver, marker)
-        if accounted(msgs) >= events_in:
-            break
-        time.sleep(2)
+    msgs = poll(lambda: receiver.messages(contains=marker),
+                lambda got: counted_events(got) >= events_in,
+                sent_at + args.drain_timeout - time.monotonic(), interval=2)
     drained = time.monotonic() - sent_at
-    got = accounted(msgs)
+    got = counted_events(msgs)
     print(f"  events in:                     {events_in}")
     print(f"  notifications out:             {len(msgs)}")
     print(f"  most notifications in any 60 s: {most_in_a_minute([m['time'] for m in msgs])}"

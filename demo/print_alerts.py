@@ -9,24 +9,15 @@ the first alert and to the last one.
 """
 
 import argparse
-import json
-import re
-import subprocess
+import os
 import sys
-import time
 
-DIGEST = re.compile(r"^(\d+) events: ")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                                "support"))
 
-
-def fetch(container):
-    command = ["podman", "exec", container, "python3", "/receiver/receiver.py", "list"]
-    out = subprocess.run(command, capture_output=True, text=True, check=True)  # noqa: S603
-    return json.loads(out.stdout)["messages"]
-
-
-def accounted(messages):
-    return sum(int(m.group(1)) if (m := DIGEST.match(x["title"] or "")) else 1
-               for x in messages)
+from secalert_testlib.digests import counted_events  # noqa: E402
+from secalert_testlib.polling import poll  # noqa: E402
+from secalert_testlib.receiver_client import Receiver  # noqa: E402
 
 
 def main():
@@ -36,11 +27,9 @@ def main():
     parser.add_argument("--timeout", type=float, default=150.0)
     parser.add_argument("--receiver", required=True, help="the receiver's container")
     args = parser.parse_args()
-    deadline = time.monotonic() + args.timeout
-    messages = fetch(args.receiver)
-    while accounted(messages) < args.expect and time.monotonic() < deadline:
-        time.sleep(2)
-        messages = fetch(args.receiver)
+    receiver = Receiver(args.receiver)
+    messages = poll(receiver.messages, lambda got: counted_events(got) >= args.expect,
+                    args.timeout, interval=2)
     for message in messages:
         kind = message["type"] or "-"
         print(f"--- [{message['channel']}] {kind}: {message['title']}")
@@ -50,7 +39,7 @@ def main():
         print("\nno alert arrived", file=sys.stderr)
         sys.exit(1)
     times = [m["time"] - args.start for m in messages]
-    got = accounted(messages)
+    got = counted_events(messages)
     print(f"\ntime to first alert: {min(times):.1f} s; {got} of {args.expect} events"
           f" in {len(messages)} notifications, the last after {max(times):.1f} s")
     if got < args.expect:

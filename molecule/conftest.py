@@ -3,20 +3,30 @@
 Hosts are reached as ``podman://CONTAINER`` (ten times faster than testinfra's Ansible
 backend), keyed by inventory name; the receiver is queried with ``podman exec``;
 playbooks run with the scenario's own inventory, so group_vars apply exactly as in
-converge.
+converge. What the demo and the benchmarks use too (the receiver's client, digest
+counting, polling, the leak check) is in tests/support/secalert_testlib.
 """
 
 import json
 import os
 import re
 import subprocess
-import time
+import sys
 import uuid
 
 import pytest
 import testinfra
 import yaml
 from ansible.release import __version__ as CORE_VERSION  # the core this scenario runs on
+
+SUPPORT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "tests", "support"))
+if SUPPORT not in sys.path:
+    sys.path.insert(0, SUPPORT)
+
+from secalert_testlib import fleet  # noqa: E402
+from secalert_testlib.leaks import secrets_of  # noqa: E402
+from secalert_testlib.polling import wait_for  # noqa: E402
+from secalert_testlib.receiver_client import Receiver  # noqa: E402
 
 
 def pytest_configure(config):
@@ -43,7 +53,7 @@ def run_name():
 
 def network():
     """The run's podman network."""
-    return f"secalert-{run_name()}"
+    return fleet.network(run_name())
 
 
 def container(platform):
@@ -55,44 +65,6 @@ def container(platform):
                 if instance["instance"] == platform:
                     return instance["address"]
     return platform
-
-
-class Receiver:
-    """The test receiver of this scenario (see tests/receiver/README.md)."""
-
-    def __init__(self, container):
-        self.container = container
-
-    def _cli(self, *args, check=True):
-        proc = subprocess.run(
-            ["podman", "exec", self.container, "python3", "/receiver/receiver.py", *args],
-            capture_output=True,
-            text=True,
-            timeout=660,
-            check=False,
-        )
-        if check and proc.returncode not in (0, 1):
-            raise AssertionError(f"receiver {args}: rc={proc.returncode} {proc.stderr}")
-        return proc
-
-    def messages(self, contains=None, channel=None, wait=0, count=0):
-        args = ["list"]
-        if contains:
-            args += ["--contains", contains]
-        if channel:
-            args += ["--channel", channel]
-        if wait:
-            args += ["--wait", str(wait), "--count", str(count)]
-        return json.loads(self._cli(*args).stdout)["messages"]
-
-    def mode(self, mode, *extra):
-        self._cli("mode", mode, *extra)
-
-    def stats(self):
-        return json.loads(self._cli("stats").stdout)
-
-    def reset(self):
-        self._cli("reset")
 
 
 class Playbook:
@@ -149,30 +121,31 @@ def playbook():
     return Playbook()
 
 
+def _rendered(value, variables):
+    """A molecule.yml string with each ``{{ name }}`` replaced from ``variables``: enough
+    for the scenarios' target URLs; anything else is refused, not guessed."""
+    text = re.sub(r"{{\s*(\w+)\s*}}", lambda m: str(variables[m.group(1)]), value)
+    assert "{{" not in text, f"cannot render {value!r} here"
+    return text
+
+
+@pytest.fixture(scope="session")
+def secrets(scenario, group_vars):
+    """What must never show: every secret piece of the scenario's Apprise URLs
+    (group_vars and host_vars ``apprise_targets``; password, path tokens, header values,
+    ntfy topics) and its stand-in token ``secalert_test_token``, longest first."""
+    urls = []
+    for variables in (group_vars,
+                      *(scenario["provisioner"]["inventory"].get("host_vars") or {}).values()):
+        for target in variables.get("apprise_targets") or []:
+            urls.append(_rendered(target["url"], {**group_vars, **variables}))
+    return secrets_of(urls, group_vars.get("secalert_test_token"))
+
+
 @pytest.fixture()
 def marker():
     """A unique string to find one test's notifications among all others."""
     return f"mark-{uuid.uuid4().hex[:12]}"
-
-
-DIGEST_TITLE = re.compile(r"^(\d+) events: ")
-
-
-def counted_events(messages):
-    """How many events these notifications stand for: the apprise() destination titles a
-    digest "N events: ...", which counts N; any other notification counts 1."""
-    return sum(int(m.group(1)) if (m := DIGEST_TITLE.match(x["title"] or "")) else 1
-               for x in messages)
-
-
-def wait_for(predicate, timeout, interval=0.5):
-    """Poll ``predicate`` until it is truthy or ``timeout`` seconds have passed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
 
 
 def start_sudo_probe(host, unit, count=60):
@@ -190,20 +163,6 @@ def sudo_probe_result(host, unit):
     lines = host.run("cat /root/%s.log", unit).stdout.split()
     assert lines and lines[-1] == "done", lines
     return lines.count("denied"), len(lines) - 1
-
-
-def token_leaks(host, token):
-    """Where ``token`` shows on ``host``: world-readable files, the journal, process
-    arguments. An empty list is what every scenario must see."""
-    found = host.run(
-        "find /etc /opt /var /tmp /root /home /usr/local /run -xdev -type f -perm -004 "
-        "-size -20M -exec grep -lF %s {} + 2>/dev/null", token,
-    ).stdout.split()
-    if host.run("journalctl --no-pager -o cat | grep -cF %s", token).stdout.strip() != "0":
-        found.append("the journal")
-    if token in host.check_output("ps -eo args"):
-        found.append("process arguments")
-    return found
 
 
 # Tests of runtime behaviour (what hosts do, not what Ansible does) run once, on the

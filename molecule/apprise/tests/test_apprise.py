@@ -1,7 +1,7 @@
 """The apprise role and the notify module on real hosts, against the real receiver."""
 
 import pytest
-from conftest import token_leaks
+from secalert_testlib.leaks import leaks, secrets_of, shown
 
 TYPES = {"json": "warning", "form": "failure"}
 
@@ -103,14 +103,37 @@ def test_failing_target_fails_the_task_with_a_masked_url(playbook, receiver, gro
     assert token not in run.output
 
 
-def test_no_token_in_the_ansible_output_of_a_converge(playbook, group_vars):
+def test_no_path_token_header_value_or_ntfy_topic_shows(playbook, receiver, hosts, marker):
+    """Every kind of secret piece of a URL, sent with -vvv: a json:// path token and a
+    +Header= value, and an ntfy topic. The receiver gets them; the output, the hosts'
+    world-readable files, journal and processes do not show them."""
+    path_token, header, topic = (f"{kind}-{marker}" for kind in ("hook", "header", "topic"))
+    urls = [f"json://receiver:8080/hooks/{path_token}?+X-Secalert-Token={header}",
+            f"ntfy://receiver:8080/{topic}?mode=private"]
+    pieces = secrets_of(urls)
+    assert sorted(pieces) == sorted([path_token, header, topic])
+    run = playbook.run(
+        "notify.yml", "-vvv",
+        extra_vars={"notify_urls": urls, "notify_title": f"pieces {marker}",
+                    "notify_body": f"pieces {marker}"},
+    )
+    assert run.returncode == 0, run.output
+    got = receiver.messages(contains=marker, wait=20, count=2 * len(hosts))
+    assert sorted(m["path"] for m in got) == sorted(
+        [f"/hooks/{path_token}", "/"] * len(hosts)), got
+    assert all(topic in m["raw"] for m in got if m["path"] == "/"), got
+    assert shown(run.output, pieces) == []
+    for name, host in hosts.items():
+        assert leaks(host, pieces) == [], name
+
+
+def test_no_token_in_the_ansible_output_of_a_converge(playbook, secrets):
     run = playbook.run("converge.yml", "-vvv")
     assert run.returncode == 0, run.output
     assert run.recap and {c["changed"] for c in run.recap.values()} == {0}, run.recap
-    assert group_vars["secalert_test_token"] not in run.output
+    assert shown(run.output, secrets) == []
 
 
-def test_no_token_in_world_readable_files_journal_or_processes(hosts, group_vars):
-    token = group_vars["secalert_test_token"]
+def test_no_token_in_world_readable_files_journal_or_processes(hosts, secrets):
     for name, host in hosts.items():
-        assert token_leaks(host, token) == [], name
+        assert leaks(host, secrets) == [], name

@@ -5,7 +5,10 @@ import re
 import subprocess
 
 import pytest
-from conftest import newest_core_only, token_leaks, wait_for
+import yaml
+from conftest import newest_core_only
+from secalert_testlib.leaks import grep_patterns, leaks, secrets_of, shown
+from secalert_testlib.polling import wait_for
 
 TOP = os.environ["MOLECULE_PROJECT_DIRECTORY"]
 VAULT = ["--vault-id", f"demo@{TOP}/demo/vault-password.txt"]
@@ -14,17 +17,17 @@ CLIENTS = ["secalert-fleet-debian12", "secalert-fleet-debian13"]
 
 
 @pytest.fixture(scope="session")
-def token():
-    """The secret part of the vaulted receiver URL (read through ansible-vault)."""
+def secrets():
+    """The secret pieces of the vaulted Apprise URLs (read through ansible-vault)."""
     out = subprocess.run(
         ["ansible-vault", "view", *VAULT,
          f"{TOP}/inventories/example/group_vars/all/vault.yml"],
         capture_output=True, text=True, check=True,
     ).stdout
-    line = next(x for x in out.splitlines() if "json://" in x)
-    secret = line.split("json://", 1)[1].split("@", 1)[0].split(":", 1)[1]
-    assert len(secret) >= 16
-    return secret
+    pieces = secrets_of(target["url"] for target in yaml.safe_load(out)["vault_apprise_targets"])
+    # the receiver URL's password at least
+    assert pieces and len(pieces[0]) >= 16, [len(piece) for piece in pieces]
+    return pieces
 
 
 def test_verify_playbook_passes(playbook):
@@ -119,24 +122,25 @@ def test_ansible_become_is_logged_not_alerted(hosts, receiver, client):
     assert receiver.messages(contains="BECOME-SUCCESS") == []
 
 
-def test_clients_hold_no_apprise_configuration(hosts, token):
+def test_clients_hold_no_apprise_configuration(hosts, secrets):
     for client in CLIENTS:
         host = hosts[client]
         assert not host.file("/etc/secalert/apprise.yml").exists
         leaked = host.run(
-            "grep -rlsF %s /etc /opt /var /root /home /usr/local /run /tmp", token
+            f"grep -rlsF {grep_patterns(secrets)} /etc /opt /var /root /home /usr/local /run "
+            "/tmp", *secrets
         ).stdout.strip()
         assert leaked == "", f"{client}: {leaked}"
 
 
 @newest_core_only
-def test_no_token_in_world_readable_files_journal_or_processes(hosts, token):
+def test_no_token_in_world_readable_files_journal_or_processes(hosts, secrets):
     for name, host in hosts.items():
-        assert token_leaks(host, token) == [], name
+        assert leaks(host, secrets) == [], name
 
 
-def test_rerun_changes_nothing_and_verbose_output_holds_no_token(playbook, token):
+def test_rerun_changes_nothing_and_verbose_output_holds_no_token(playbook, secrets):
     run = playbook.run("converge.yml", "-vvv", *VAULT)
     assert run.returncode == 0, run.output[-3000:]
     assert run.recap and {c["changed"] for c in run.recap.values()} == {0}, run.recap
-    assert token not in run.output
+    assert shown(run.output, secrets) == []

@@ -7,7 +7,9 @@ Runtime behaviour, not Ansible's: it runs on the newest core only."""
 
 import re
 
-from conftest import DIGEST_TITLE, newest_core_only, record_figure, wait_for
+from conftest import newest_core_only, record_figure
+from secalert_testlib.digests import DIGEST_TITLE
+from secalert_testlib.polling import wait_for
 
 CLIENT = "secalert-fleet-debian12"
 FLOOD = 500

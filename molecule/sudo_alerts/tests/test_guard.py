@@ -14,7 +14,8 @@ import shlex
 import time
 
 import pytest
-from conftest import record_figure, start_sudo_probe, sudo_probe_result, wait_for
+from conftest import record_figure, start_sudo_probe, sudo_probe_result
+from secalert_testlib.polling import wait_for
 from test_sudo_alerts import CTL, MARK, MODULE, diagnose, guard_idle, reenable, sudo_works
 
 SO = "/usr/libexec/secalert/python_plugin.so"

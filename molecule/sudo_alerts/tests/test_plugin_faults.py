@@ -12,7 +12,8 @@ import json
 import time
 
 import pytest
-from conftest import record_figure, start_sudo_probe, sudo_probe_result, wait_for
+from conftest import record_figure, start_sudo_probe, sudo_probe_result
+from secalert_testlib.polling import wait_for
 from test_sudo_alerts import CTL, as_user, diagnose
 
 ROOT = "/usr/libexec/secalert/sudo-plugin"

@@ -9,7 +9,8 @@ import shlex
 import time
 
 import pytest
-from conftest import wait_for
+from secalert_testlib.digests import counted_events
+from secalert_testlib.polling import wait_for
 
 MODULE = "/usr/libexec/secalert/secalert_sudo_audit.py"
 CONFIG = "/etc/secalert/sudo_alerts.json"
@@ -166,12 +167,8 @@ def test_a_burst_costs_one_sender_and_loses_nothing(host, receiver, marker):
 
 
 def _burst_total(receiver, marker):
-    total = 0
-    for message in receiver.messages(contains=marker):
-        title = message["title"]
-        total += int(title.split(" events on ")[0].rsplit(" ", 1)[1]) if (
-            " events on " in title) else 1
-    return total
+    # a digest "[severity] sudo: N events on HOST (...)" counts N
+    return counted_events(receiver.messages(contains=marker))
 
 
 FAULTS = {

@@ -8,7 +8,9 @@ import re
 import time
 
 import pytest
-from conftest import counted_events, wait_for
+from secalert_testlib.digests import counted_events
+from secalert_testlib.leaks import grep_patterns
+from secalert_testlib.polling import wait_for
 
 CLIENT = "secalert-syslog_ng_relay-debian12"
 SERVER = "secalert-syslog_ng_relay-debian13"
@@ -66,10 +68,10 @@ def test_server_alerts_on_its_own_events(server, receiver, marker):
     assert [m["title"] for m in got] == ["account change on alerts"]
 
 
-def test_client_holds_no_apprise_url_or_secret(client, group_vars):
-    token = group_vars["secalert_test_token"]
+def test_client_holds_no_apprise_url_or_secret(client, secrets):
     leaked = client.run(
-        "grep -rlsF %s / --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev", token
+        f"grep -rlsF {grep_patterns(secrets)} / --exclude-dir=proc --exclude-dir=sys "
+        "--exclude-dir=dev", *secrets
     ).stdout.strip()
     assert leaked == ""
     assert not client.file("/etc/secalert/apprise.yml").exists

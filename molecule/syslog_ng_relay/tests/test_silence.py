@@ -5,12 +5,12 @@ the scenario's other tests (molecule/conftest.py).
 The scenario's server expects relay-client (real) and ghost-client (never connects), with
 a 45 s bound checked every 3 s, and sends a watchdog every 15 s to /watchdog."""
 
-import os
-import subprocess
 import time
 
 import pytest
-from conftest import container, network, record_figure, wait_for
+from conftest import container, network, record_figure
+from secalert_testlib.fleet import podman
+from secalert_testlib.polling import wait_for
 
 pytestmark = pytest.mark.destructive
 
@@ -45,11 +45,6 @@ def wait_titled(receiver, text, timeout):
     start = time.monotonic()
     got = wait_for(lambda: titled(receiver, text), timeout, interval=1)
     return got, time.monotonic() - start
-
-
-def podman(*args):
-    return subprocess.run(["podman", *args], check=True, env=os.environ, capture_output=True,
-                          text=True).stdout.strip()
 
 
 def test_a_client_that_never_connected_is_reported(server, receiver):

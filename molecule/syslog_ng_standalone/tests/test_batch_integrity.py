@@ -4,7 +4,7 @@ arrive, and the crafted line arrives too, its bad bytes shown as U+FFFD. Before 
 send() returned DROP for the crafted line, which dropped every event of the batch so far
 (syslog-ng's threaded destination drops batch_size messages on DROP)."""
 
-from conftest import wait_for
+from secalert_testlib.polling import wait_for
 
 
 def test_invalid_utf8_line_between_two_real_ones_loses_neither(hosts, receiver, marker):

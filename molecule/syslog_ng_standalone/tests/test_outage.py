@@ -8,7 +8,10 @@ every other test of the scenario (molecule/conftest.py)."""
 import re
 
 import pytest
-from conftest import counted_events, record_figure, wait_for
+from conftest import record_figure
+from secalert_testlib.digests import counted_events
+from secalert_testlib.leaks import shown
+from secalert_testlib.polling import wait_for
 
 pytestmark = pytest.mark.destructive
 
@@ -33,7 +36,7 @@ def accounted(messages, marker, name):
 
 
 def test_outage_500_429_down_restart_then_recovery_loses_nothing(
-    hosts, receiver, marker, group_vars
+    hosts, receiver, marker, secrets
 ):
     receiver.reset()
     try:
@@ -91,5 +94,5 @@ def test_outage_500_429_down_restart_then_recovery_loses_nothing(
         # The reports name the target without its token.
         log = host.run("grep -F 'secalert apprise(outage)' /var/log/syslog").stdout
         assert "HTTP 500" in log and "rate-limited" in log, log
-        assert group_vars["secalert_test_token"] not in log
+        assert shown(log, secrets) == []
     assert done

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from secalert_testlib.leaks import grep_patterns, shown
 
 CONF = "/etc/syslog-ng/conf.d/secalert.conf"
 
@@ -153,10 +154,10 @@ def test_files_are_root_owned_and_not_writable_by_others(hosts):
         assert backups == "", f"{name}: backups left behind: {backups}"
 
 
-def test_no_url_or_token_in_any_syslog_ng_file_or_log(hosts, group_vars):
-    token = group_vars["secalert_test_token"]
+def test_no_url_or_token_in_any_syslog_ng_file_or_log(hosts, secrets):
     for name, host in hosts.items():
-        assert host.run("grep -rlF %s /etc/syslog-ng /var/log", token).stdout == "", name
+        assert host.run(f"grep -rlF {grep_patterns(secrets)} /etc/syslog-ng /var/log",
+                        *secrets).stdout == "", name
         assert host.run("grep -rlE '[a-z]+://' /etc/syslog-ng/conf.d").stdout == "", name
 
 
@@ -178,8 +179,8 @@ def test_refused_configuration_is_rolled_back(hosts, playbook, receiver, marker)
     assert len(got) == len(hosts)
 
 
-def test_second_converge_changes_nothing_and_shows_no_token(playbook, group_vars):
+def test_second_converge_changes_nothing_and_shows_no_token(playbook, secrets):
     run = playbook.run("converge.yml", "-vvv")
     assert run.returncode == 0, run.output
     assert run.recap and {c["changed"] for c in run.recap.values()} == {0}, run.recap
-    assert group_vars["secalert_test_token"] not in run.output
+    assert shown(run.output, secrets) == []
