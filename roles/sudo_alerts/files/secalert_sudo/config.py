@@ -32,6 +32,8 @@ DEFAULT_SETTINGS = {
     "close_events": False,  # also an event when the command ends (exit status/signal)
     "include_default_rules": True,  # append rules.DEFAULT_RULES after the configured rules
     "rules": [],
+    # Users Ansible connects as: rules.ansible_become_rule, after "rules".
+    "ansible_users": [],
     "syslog": {
         "facility": "authpriv",
         "ident": PROGRAM,
@@ -141,7 +143,12 @@ def load_settings(path):
         value = settings["direct"][key]
         if not os.path.isabs(value) and not (value == "" and key in ("rate_state", "ledger")):
             raise ConfigError(f"direct.{key} must be an absolute path")
+    users = settings["ansible_users"]
+    if not isinstance(users, list) or not all(isinstance(u, str) and u for u in users):
+        raise ConfigError("ansible_users must be a list of user names")
     rule_list = list(settings["rules"])
+    if users:
+        rule_list.append(rules.ansible_become_rule(users))
     if settings["include_default_rules"]:
         rule_list += rules.DEFAULT_RULES
     settings["compiled_rules"] = _compile(rule_list)

@@ -67,6 +67,30 @@ DEFAULT_RULES = [
 ]
 
 
+# Ansible's become command, as the plugin sees its arguments (after /bin/sh): the marker
+# with Ansible's 32 lower-case letters, then only a Python interpreter, optionally with the
+# AnsiballZ file Ansible copied (no pipelining), or the read-only existence check Ansible's
+# actions make (``test -e PATH``, e.g. unarchive's creates). Anything more is not Ansible's.
+ANSIBLE_BECOME_ARGS = (
+    r"^-c echo BECOME-SUCCESS-[a-z]{32} ; "
+    r"((/usr/bin/env )?/[A-Za-z0-9_./-]*/python[0-9.]*"
+    r"( /[A-Za-z0-9_./-]+/AnsiballZ_[A-Za-z0-9_]+[.]py)?"
+    r"|test -e /[A-Za-z0-9_./-]+)\Z"
+)
+
+
+def ansible_become_rule(users):
+    """The shipped rule for the become commands of the users Ansible connects as (setting
+    ``ansible_users``): logged as info, not pushed. It sits after the configured rules and
+    before DEFAULT_RULES."""
+    return {
+        "name": "ansible-become",
+        "match": {"decision": ["accept"], "user": list(users), "command": ["*/sh"],
+                  "args": ANSIBLE_BECOME_ARGS},
+        "action": "alert", "severity": "info", "tags": ["sudo", "sudo-ansible"],
+    }
+
+
 class RuleError(Exception):
     """A rule is invalid (config.ConfigError wraps it)."""
 

@@ -129,18 +129,23 @@ def test_config_rules_come_before_defaults(write_config):
 
 
 def ansible_rules(users):
-    """The role's ansible-become rule (vars/main.yml) before the shipped rules."""
-    import os
+    """The ansible-become rule before the shipped rules, as config.load_settings puts it."""
+    return rules.compile_rules([rules.ansible_become_rule(users)] + rules.DEFAULT_RULES)
 
-    import yaml
 
-    path = os.path.join(os.path.dirname(rules.__file__), "..", "..", "vars", "main.yml")
-    with open(path, encoding="utf-8") as handle:
-        internal = yaml.safe_load(handle)
-    rule = dict(internal["__sudo_alerts_ansible_rule"])
-    rule["match"] = dict(rule["match"], user=users,
-                         args=internal["__sudo_alerts_ansible_become_args"])
-    return rules.compile_rules([rule] + rules.DEFAULT_RULES)
+def test_ansible_users_put_the_become_rule_after_the_configured_rules(write_config):
+    path = write_config({"ansible_users": ["deploy"],
+                         "rules": [{"name": "mine", "match": {"command": "/usr/bin/id"}}]})
+    names = [r["name"] for r in config.load_settings(path)["compiled_rules"]]
+    assert names[:3] == ["mine", "ansible-become", "denied"]
+    assert "ansible-become" not in [
+        r["name"] for r in config.load_settings(write_config({}))["compiled_rules"]]
+
+
+@pytest.mark.parametrize("users", ["deploy", [""], [1], {"a": 1}])
+def test_ansible_users_must_be_a_list_of_names(write_config, users):
+    with pytest.raises(config.ConfigError, match="ansible_users"):
+        config.load_settings(write_config({"ansible_users": users}))
 
 
 KEY = "echo BECOME-SUCCESS-" + "qwertyuiopasdfghjklzxcvbnmqwerty"
