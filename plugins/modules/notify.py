@@ -185,6 +185,15 @@ targets:
       description: Whether the target accepted the notification. C(null) in check mode.
       type: bool
       sample: true
+    outcome:
+      description:
+        - What the target's answer means, as the collection's daemons read it too.
+        - C(ok); C(rate-limited) (HTTP 429); C(transient) (5xx, 408, 425, a timeout or no
+          answer: worth trying again later); C(permanent) (any other 4xx). C(null) in check
+          mode.
+      type: str
+      choices: [ok, rate-limited, transient, permanent]
+      sample: ok
     errors:
       description: Apprise's messages about a failed target, with URLs and tokens masked.
       type: list
@@ -284,7 +293,7 @@ def run_module():
         attachments=params["attachments"],
     )
 
-    with LogCapture() as capture:
+    with LogCapture():  # no Apprise record (which may quote a URL) reaches stderr
         try:
             targets, secrets = load_targets(
                 apprise,
@@ -308,7 +317,8 @@ def run_module():
                 changed=True,
                 sent=0,
                 not_sent=0,
-                targets=[dict(t.describe(), success=None, errors=[]) for t in targets],
+                targets=[dict(t.describe(), success=None, outcome=None, errors=[])
+                         for t in targets],
                 msg=f"would send {params['title']!r} ({params['notify_type']}) "
                 f"to {len(targets)} target(s)",
             )
@@ -323,7 +333,6 @@ def run_module():
             notify_type=params["notify_type"],
             body_format=params["body_format"],
             attachments=params["attachments"],
-            capture=capture,
         )
 
     sent = sum(1 for r in results if r["success"])

@@ -329,33 +329,20 @@ def check_attachments(attachments):
 
 
 def send(apprise, targets, secrets, body, title="", notify_type="info",
-         body_format="text", attachments=None, capture=None):
-    """Notify each target on its own; return one result dict per target."""
+         body_format="text", attachments=None):
+    """Notify each target on its own (``notify_once``); return one result dict per target:
+    its masked description, ``success``, ``outcome`` (``classify``) and Apprise's messages
+    about a failure, scrubbed of ``secrets``."""
     results = []
     for target in targets:
-        ap = apprise.Apprise(asset=target.server.asset)
-        ap.add(target.server)
-        if capture is not None:
-            capture.take()
-        try:
-            outcome = ap.notify(
-                body=body,
-                title=title,
-                notify_type=notify_type,
-                body_format=body_format,
-                attach=list(attachments) if attachments else None,
-            )
-            success = bool(outcome)
-            errors = []
-        except Exception as exc:  # noqa: BLE001 - a broken target must not stop the rest
-            success = False
-            errors = [f"{target.service} raised {type(exc).__name__}"]
-        if capture is not None:
-            logged = capture.take()
-            if not success:
-                errors = logged[-MAX_ERRORS:] + errors
+        success, lines, timed_out, raised = notify_once(
+            apprise, target.server, body, title, notify_type, body_format, attachments)
+        errors = [] if success else lines[-MAX_ERRORS:]
+        if raised:
+            errors.append(f"{target.service} raised {raised}")
         result = target.describe()
         result["success"] = success
+        result["outcome"] = classify(success, lines, timed_out)[0]
         result["errors"] = [scrub(e, secrets) for e in errors[-MAX_ERRORS:]]
         results.append(result)
     return results
@@ -390,6 +377,9 @@ def classify(success, log_lines, timed_out=False):
 
     429 is LIMITED; 5xx, 408 and 425, timeouts and answers without a code (connection
     refused, DNS) are TRANSIENT (an outage: keep the events); other 4xx are PERMANENT.
+    A 429's Retry-After is not among them: Apprise passes no response header back (its
+    Discord plugin waits out Discord's own reset headers itself), so callers back off by
+    their rate period and exponentially.
     """
     if success:
         return OK, None
@@ -416,28 +406,38 @@ class _Lines(logging.Handler):
             self.lines.append(str(record.msg))
 
 
-def notify_one(apprise, server, body, title="", notify_type="info", body_format="text"):
-    """Send one notification to one Apprise server object; ``(outcome, code)``.
-
-    Holds NOTIFY_LOCK so that Apprise's log lines captured for classify() belong to this
-    notification. Never raises for a failing target (an exception is TRANSIENT).
-    """
+def notify_once(apprise, server, body, title="", notify_type="info", body_format="text",
+                attachments=None):
+    """Send one notification to one Apprise server object: ``(success, log lines, timed
+    out, exception type name or None)``. The one place the collection notifies: it holds
+    NOTIFY_LOCK so that the Apprise log lines captured belong to this notification, and
+    never raises for a failing target."""
     single = apprise.Apprise(asset=getattr(server, "asset", None) or _asset(apprise))
     single.add(server)
     capture = _Lines()
     alog = logging.getLogger("apprise")
+    raised = None
     with NOTIFY_LOCK:
         alog.addHandler(capture)
         try:
             result = single.notify(body=body, title=title, notify_type=notify_type,
-                                   body_format=body_format)
+                                   body_format=body_format,
+                                   attach=list(attachments) if attachments else None)
         except Exception as exc:  # noqa: BLE001 - a broken plugin is an outage here
-            capture.lines.append(f"{type(exc).__name__} while notifying")
+            raised = type(exc).__name__
             result = False
         finally:
             alog.removeHandler(capture)
     timed_out = str(getattr(result, "status", "")).endswith("TIMEOUT")
-    return classify(bool(result), capture.lines, timed_out)
+    return bool(result), capture.lines, timed_out, raised
+
+
+def notify_one(apprise, server, body, title="", notify_type="info", body_format="text"):
+    """Send one notification to one Apprise server object; ``(outcome, code)``
+    (``classify``: an exception is TRANSIENT). What the daemons use."""
+    success, lines, timed_out, _raised = notify_once(apprise, server, body, title,
+                                                     notify_type, body_format)
+    return classify(success, lines, timed_out)
 
 
 def server_key(server):

@@ -71,7 +71,7 @@ def test_sends_title_body_type(rcv, capsys, channel, body_format, body, expected
     assert code == 0
     assert (result["changed"], result["sent"], result["not_sent"]) == (True, 1, 0)
     (target,) = result["targets"]
-    assert target["success"] is True
+    assert (target["success"], target["outcome"]) == (True, "ok")
     assert target["source"] == "urls[0]"
     (msg,) = rcv.store.select()
     expected_channel = "smtp" if channel == "mailto" else channel
@@ -102,22 +102,22 @@ def test_check_mode_sends_nothing(rcv, capsys):
     )
     assert code == 0
     assert (result["changed"], result["total"], result["sent"]) == (True, 2, 0)
-    assert [t["success"] for t in result["targets"]] == [None, None]
+    assert [(t["success"], t["outcome"]) for t in result["targets"]] == [(None, None)] * 2
     assert result["msg"] == "would send 'T' (info) to 2 target(s)"
     assert rcv.store.select() == []
     assert rcv.store.stats()["http"] == {} and rcv.store.stats()["smtp"] == {}
 
 
 @pytest.mark.parametrize(
-    "mode, fail_on, code, sent, msg_start",
+    "mode, fail_on, code, sent, msg_start, outcome",
     [
-        ("500", "any", 1, 1, "2 of 3 target(s) failed: JSON json://"),
-        ("500", "all", 0, 1, "2 of 3 target(s) failed: JSON json://"),
-        ("down", "any", 1, 1, "2 of 3 target(s) failed: JSON json://"),
-        ("429", "all", 0, 1, "2 of 3 target(s) failed: JSON json://"),
+        ("500", "any", 1, 1, "2 of 3 target(s) failed: JSON json://", "transient"),
+        ("500", "all", 0, 1, "2 of 3 target(s) failed: JSON json://", "transient"),
+        ("down", "any", 1, 1, "2 of 3 target(s) failed: JSON json://", "transient"),
+        ("429", "all", 0, 1, "2 of 3 target(s) failed: JSON json://", "rate-limited"),
     ],
 )
-def test_failure_policy(rcv, capsys, mode, fail_on, code, sent, msg_start):
+def test_failure_policy(rcv, capsys, mode, fail_on, code, sent, msg_start, outcome):
     """JSON and form fail (HTTP listener in `mode`), mail succeeds."""
     rcv.set_mode(mode)
     target_urls = [urls(rcv)["secret"], urls(rcv)["form"], urls(rcv)["mailto"]]
@@ -128,6 +128,7 @@ def test_failure_policy(rcv, capsys, mode, fail_on, code, sent, msg_start):
     assert result.get("failed", False) is bool(code)
     assert (result["sent"], result["not_sent"]) == (sent, 3 - sent)
     assert [t["success"] for t in result["targets"]] == [False, False, True]
+    assert [t["outcome"] for t in result["targets"]] == [outcome, outcome, "ok"]
     assert result["msg"].startswith(msg_start)
     assert result["targets"][0]["url"] == f"json://bot:****@{HOST}:{rcv.ports['http']}/hooks/****"
     assert result["targets"][0]["errors"], "a failed target says why"
@@ -260,4 +261,5 @@ def test_exception_in_a_target_is_masked(rcv, capsys, monkeypatch):
     code, result, out = run({"urls": [urls(rcv)["secret"]], "body": "B"}, capsys)
     assert code == 1
     assert result["targets"][0]["errors"] == ["JSON raised RuntimeError"]
+    assert result["targets"][0]["outcome"] == "transient"
     assert TOKEN not in out
