@@ -189,7 +189,7 @@ targets:
       description:
         - What the target's answer means, as the collection's daemons read it too.
         - C(ok); C(rate-limited) (HTTP 429); C(transient) (5xx, 408, 425, a timeout or no
-          answer: worth trying again later); C(permanent) (any other 4xx). C(null) in check
+          answer, worth trying again later); C(permanent) (any other 4xx). C(null) in check
           mode.
       type: str
       choices: [ok, rate-limited, transient, permanent]
