@@ -393,7 +393,10 @@ class Transport(targets.AppriseTransport):
         key, message = self.reported
         if self.apobj is not None and len(self.apobj) == 0:
             return SetupError(EXIT_CONFIG, f"{self.config} defines no valid targets")
-        return SetupError(EXIT_UNAVAILABLE if key == "import" else EXIT_CONFIG, message)
+        if key == "import":  # "cannot import apprise (venv None): ModuleNotFoundError: ..."
+            return SetupError(EXIT_UNAVAILABLE, "apprise is not importable: "
+                              + message.partition("): ")[2])
+        return SetupError(EXIT_CONFIG, message)
 
 
 def record(path, entries, max_bytes):

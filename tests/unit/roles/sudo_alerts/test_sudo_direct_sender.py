@@ -300,7 +300,7 @@ def test_spool_leftover_of_a_crashed_sender_is_sent(apprise_config, http_receive
 
 
 @pytest.mark.parametrize("problem, expected, words", [
-    ("apprise", send.EXIT_UNAVAILABLE, "cannot import apprise"),
+    ("apprise", send.EXIT_UNAVAILABLE, "apprise is not importable"),
     ("config", send.EXIT_CONFIG, "2 event(s) not sent"),
     ("target", send.EXIT_FAILED, "delivery failed for"),
 ])
