@@ -1,8 +1,10 @@
 # secalert.alerting: one command sets up this machine and runs every check.
 #
-#   make test        setup, lint, docs lint, unit tests and sanity on every supported
-#                    ansible-core, collection build, every scenario on the newest stable
-#                    core (in parallel lanes), and fleet also on the oldest
+#   make test        setup; then side by side: the checks (lint, docs lint, unit tests and
+#                    sanity on every supported ansible-core, collection build) and every
+#                    scenario on the newest stable core (in parallel lanes), and fleet
+#                    also on the oldest
+#   make checks      the checks alone
 #   make setup       host packages, one venv per core, podman collection, base images
 #   make lint | docs | sanity | units | build | molecule | molecule-<scenario>
 #                    run on the newest stable core; CORE=2.20 (units, sanity,
@@ -63,17 +65,28 @@ MOLECULE_LANES ?= "fleet" "sudo_alerts" "apprise fleet@$(OLDEST_CORE):False" \
 
 SCENARIOS := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard molecule/*/molecule.yml)))))
 
-.PHONY: test setup lint docs sanity units build molecule clean demo demo-clean bench-fleet bench-syslog-ng bench-sudo $(addprefix molecule-,$(SCENARIOS))
+.PHONY: test checks setup lint docs sanity units build molecule clean demo demo-clean bench-fleet bench-syslog-ng bench-sudo $(addprefix molecule-,$(SCENARIOS))
 
+# After setup, the checks (one process at a time: about one core) run beside the Molecule
+# lanes (which wait for alerts much of the time): their output is in .cache/checks.log,
+# printed when they end; a failed check fails make test once the lanes are done too.
 test:
 	@mkdir -p $(CACHE); rm -f $(CACHE)/stages $(CACHE)/figures $(CACHE)/failed; date +%s >$(CACHE)/started
 	@$(STAGE) setup $(MAKE) --no-print-directory setup
+	@rc=0; STAGE_NO_SUMMARY=1 $(MAKE) --no-print-directory checks >$(CACHE)/checks.log 2>&1 & checks=$$!; \
+	  tests/harness/lanes $(MOLECULE_LANES) || rc=$$?; \
+	  if wait $$checks; then echo "== checks passed (.cache/checks.log)"; \
+	  else rc=1; echo "== checks FAILED; the end of .cache/checks.log:"; tail -n 40 $(CACHE)/checks.log; fi; \
+	  $(STAGE) --summary; exit $$rc
+
+# lint, docs, units and sanity on every supported core, the collection build: one after
+# the other, stopping at the first failure.
+checks:
 	@$(STAGE) lint@$(TOOLS_CORE) $(MAKE) --no-print-directory lint
 	@$(STAGE) docs@$(TOOLS_CORE) $(MAKE) --no-print-directory docs
 	@for c in $(CORES); do $(STAGE) units@$$c $(MAKE) --no-print-directory units CORE=$$c || exit 1; done
 	@for c in $(CORES); do $(STAGE) sanity@$$c $(MAKE) --no-print-directory sanity CORE=$$c || exit 1; done
 	@$(STAGE) build@$(TOOLS_CORE) $(MAKE) --no-print-directory build
-	@rc=0; tests/harness/lanes $(MOLECULE_LANES) || rc=$$?; $(STAGE) --summary; exit $$rc
 
 setup:
 	tests/harness/setup
