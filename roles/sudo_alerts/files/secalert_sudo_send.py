@@ -15,7 +15,9 @@ the lock while it drains the spool (rename, then an exclusive flock that waits f
 still inside their one ``write()``), sends what it found, and repeats until the spool is
 empty and nothing is held back (it first waits ``--gather`` seconds, 1 by default, so that
 a burst arrives whole); it re-checks the spool after releasing the lock, so an event
-appended while the plugin saw the lock held is never stranded.
+appended while the plugin saw the lock held is never stranded. After ``MAX_ROUNDS``
+rounds that found events (a long flood) it stops taking more, finishes what it holds and
+execs a new sender for what the spool still has.
 
 Delivery is the syslog-ng destination's, per target (``Outbox``): an event's own ``tags``
 choose its Apprise targets (any of them; ``sudo`` when it has none, the Apprise layer is
@@ -187,14 +189,22 @@ def _positive(value):
 
 
 def main(argv=None):
+    """The sender. Run as a process (``argv`` None) whose drain ends with events still in
+    the spool after MAX_ROUNDS, it execs a new sender for them rather than leave them
+    until the next sudo call starts one."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    args.restart = False
     _prepare_process(args.timeout)
     try:
-        return drain(args)
+        code = drain(args)
     except Timeout:
-        return _fail(EXIT_TIMEOUT, f"gave up after {args.timeout} s")
+        code = _fail(EXIT_TIMEOUT, f"gave up after {args.timeout} s")
     finally:
         signal.alarm(0)
+    if args.restart and argv is None:
+        this = [sys.executable, *(["-I"] if sys.flags.isolated else []), os.path.abspath(__file__)]
+        os.execv(sys.executable, this + sys.argv[1:])  # noqa: S606 - this script, its own argv
+    return code
 
 
 def _tags(event):
@@ -566,8 +576,9 @@ def drain(args):
             if not _spool_pending(args.spool) or not _lock(lock_fd):
                 return aggregate(codes)
             if rounds >= MAX_ROUNDS:
-                log(f"events still queued after {MAX_ROUNDS} rounds: the next sender sends "
+                log(f"events still queued after {MAX_ROUNDS} rounds: a new sender takes "
                     "them", "warning")
+                args.restart = True
                 return aggregate(codes)
     finally:
         os.close(lock_fd)

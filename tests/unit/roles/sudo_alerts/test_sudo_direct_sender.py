@@ -450,3 +450,33 @@ def test_an_outage_longer_than_the_hold_ends_in_syslog(apprise_config, http_rece
     assert 3.0 <= time.monotonic() - started < 30  # retried (backoff 2 s) until the hold
     assert sum("transient (HTTP 500)" in x for x in logged) >= 2
     assert any(x.startswith(send.UNSENT_PREFIX) for x in logged)
+
+
+def test_a_sender_that_used_up_its_rounds_hands_over(monkeypatch, apprise_config, http_receiver,
+                                                     spool, logged):
+    """Events still in the spool when a sender has taken MAX_ROUNDS rounds (a long flood)
+    are not left for the next sudo call: the sender says so and, run as a process, execs
+    a new one (main() with argv given, as here, returns instead)."""
+    monkeypatch.setattr(send, "MAX_ROUNDS", 0)
+    spool(EVENT)
+    assert send.main(drain_argv(apprise_config([("/chat", "sudo")]), spool)) == send.EXIT_OK
+    assert "events still queued after 0 rounds: a new sender takes them" in logged
+    assert http_receiver.received == [] and os.path.getsize(spool.path) > 0
+
+
+def test_a_new_sender_takes_what_its_predecessor_left(apprise_config, http_receiver, spool):
+    """The exec'd successor is the same script with the same arguments: run as a process,
+    it drains what is left."""
+    spool(EVENT)
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": os.path.abspath(PURELIB)}
+    proc = subprocess.run(
+        [sys.executable, "-s", "-c",
+         "import sys; sys.argv = sys.argv[1:]; "
+         "import secalert_sudo_send as s; s.MAX_ROUNDS = 0; "
+         "sys.path.insert(0, ''); s.main()",
+         send.__file__, *drain_argv(apprise_config([("/chat", "sudo")]), spool),
+         "--timeout", "20"],
+        env=dict(env, PYTHONPATH=os.path.abspath(PURELIB) + ":" + os.path.dirname(send.__file__)),
+        cwd="/", capture_output=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert len(http_receiver.received) == 1  # sent by the exec'd successor
