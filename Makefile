@@ -48,6 +48,9 @@ export ANSIBLE_HOME := $(CACHE)/ansible-home
 export ANSIBLE_PACKAGE := 14.5.0
 export ANSIBLE_COLLECTIONS_PATH := $(CACHE)/collections-ansible-$(ANSIBLE_PACKAGE)
 export ANSIBLE_LOCAL_TEMP := $(CACHE)/ansible-home/tmp
+# The scenarios reach their containers through runc exec (tests/harness/connection_plugins/
+# podman_runc.py): a podman exec costs two podman processes and a conmon besides runc.
+export ANSIBLE_CONNECTION_PLUGINS := $(TOP)/tests/harness/connection_plugins
 export MOLECULE_GLOB := molecule/*/molecule.yml
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # The scenarios run with pipelining (the default of ansible-core 2.22; containers.podman

@@ -1,7 +1,8 @@
 """Fixtures shared by the Molecule scenarios' testinfra tests.
 
-Hosts are reached as ``podman://CONTAINER`` (ten times faster than testinfra's Ansible
-backend), keyed by inventory name; the receiver is queried with ``podman exec``;
+Hosts are testinfra's podman hosts whose commands run through ``runc exec`` (RuncBackend:
+what ``podman exec`` does, without its two podman processes and conmon; as the harness's
+podman_runc connection), keyed by inventory name; the receiver is queried with ``podman exec``;
 playbooks run with the scenario's own inventory, so group_vars apply exactly as in
 converge. What the demo and the benchmarks use too (the receiver's client, digest
 counting, polling, the leak check) is in tests/support/secalert_testlib.
@@ -18,6 +19,7 @@ import pytest
 import testinfra
 import yaml
 from ansible.release import __version__ as CORE_VERSION  # the core this scenario runs on
+from testinfra.backend.podman import PodmanBackend
 
 SUPPORT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "tests", "support"))
 if SUPPORT not in sys.path:
@@ -101,9 +103,36 @@ def platform_names(scenario):
     return [platform["name"] for platform in scenario["platforms"]]
 
 
+class RuncBackend(PodmanBackend):
+    """testinfra's podman backend with each command run by ``runc exec`` in the container
+    podman started (its namespaces, cgroup, capabilities, seccomp, user, environment), as
+    tests/harness/connection_plugins/podman_runc.py does for Ansible."""
+
+    RUNC = "runc --root /run/runc"
+
+    def __init__(self, name, *args, **kwargs):
+        super().__init__(name, *args, **kwargs)
+        self._id = None
+
+    def container_id(self):
+        if self._id is None:
+            self._id = subprocess.run(
+                ["podman", "inspect", "--type", "container", "--format", "{{.Id}}", self.name],
+                capture_output=True, text=True, check=True).stdout.strip()
+        return self._id
+
+    def run(self, command, *args, **kwargs):
+        if self.user is not None:
+            return super().run(command, *args, **kwargs)
+        cmd = self.get_command(command, *args)
+        out = self.run_local(self.RUNC + " exec %s /bin/sh -c %s", self.container_id(), cmd)
+        out.command = self.encode(cmd)
+        return out
+
+
 @pytest.fixture(scope="session")
 def hosts(platform_names):
-    return {name: testinfra.get_host(f"podman://{container(name)}") for name in platform_names}
+    return {name: testinfra.host.Host(RuncBackend(container(name))) for name in platform_names}
 
 
 @pytest.fixture(scope="session")
