@@ -247,8 +247,14 @@ def test_the_timer_restarts_a_failed_path_unit_and_alerts(host, receiver):
         host.run("mkdir -p %s && printf '[Unit]\\nStartLimitIntervalSec=60\\n"
                  "StartLimitBurst=1\\n' > %s/limit.conf && systemctl daemon-reload",
                  dropin, dropin)
-        assert wait_for(lambda: host.run("touch %s; sleep 0.3; systemctl is-failed --quiet "
-                                         "%s.path", MODULE, UNIT).rc == 0, 30), diagnose(host)
+        # Each touch once the guard service has ended (a trigger while it is still
+        # activating starts nothing): the second start within the minute hits the limit.
+        assert wait_for(lambda: host.run(
+            "timeout 10 sh -c 'while [ \"$(systemctl show -p ActiveState --value %s.service)\""
+            " = activating ]; do sleep 0.1; done'; touch %s; sleep 0.3;"
+            " systemctl is-failed --quiet %s.path",
+            UNIT, MODULE, UNIT).rc == 0, 30), diagnose(host) + host.run(
+                "systemctl status --no-pager %s.path %s.service", UNIT, UNIT).stdout
         host.run("rm -rf %s && systemctl daemon-reload && systemctl reset-failed %s.service",
                  dropin, UNIT)
         assert host.run("systemctl start %s.service", UNIT).rc == 0  # what the timer does
