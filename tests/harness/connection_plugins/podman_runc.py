@@ -1,17 +1,17 @@
 """Run Ansible's commands in a podman container through its OCI runtime (runc exec).
 
 The test harness's own connection (not shipped: galaxy.yml leaves tests/ out), for the
-Molecule scenarios, the demo and the benchmarks. Each `podman exec` costs two podman
-processes (the command and the exec session's cleanup) and a conmon besides the runtime;
-on the 2-core test machine that was about a quarter of a `make test` run's CPU. `runc
-exec` enters the same container the same way podman does (the container's own process
-spec: its namespaces, cgroup, capabilities, seccomp profile, environment and user), without
-podman in between. Files go through the same exec (`cat`), so every path in the container
-is reachable (tmpfs mounts included).
+Molecule scenarios (the demo and the benchmarks still use containers.podman). Each `podman
+exec` costs two podman processes (the command and the exec session's cleanup) and a conmon
+besides the runtime; on the 2-core test machine that was about a quarter of a `make test`
+run's CPU. `runc exec` enters the same container the same way podman does (the container's
+own process spec: its namespaces, cgroup, capabilities, seccomp profile, environment and
+user), without podman in between. Files go through the same exec (`cat`), so every path in
+the container is reachable (tmpfs mounts included).
 
 The container is found by name once (`podman inspect`) and its ID kept in a small cache
-file next to Ansible's local temp; an ID whose runc state is gone (the container was
-re-created) is looked up again.
+file in the system's temporary directory (CACHE_DIR); an ID whose runc state is gone (the
+container was re-created) is looked up again.
 """
 
 from __future__ import annotations
