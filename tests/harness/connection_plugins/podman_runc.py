@@ -10,12 +10,14 @@ user), without podman in between. Files go through the same exec (`cat`), so eve
 the container is reachable (tmpfs mounts included).
 
 The container is found by name once (`podman inspect`) and its ID kept in a small cache
-file in the system's temporary directory (CACHE_DIR); an ID whose runc state is gone (the
-container was re-created) is looked up again.
+file in the system's temporary directory (CACHE_DIR); an ID whose container no longer runs
+(runc's state gone, or its init process ended: the container was re-created) is looked up
+again.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -68,8 +70,25 @@ class Connection(ConnectionBase):
         return ["runc", "--root", self.get_option("runc_root")]
 
     def _state_ok(self, cid):
-        return bool(cid) and os.path.isfile(os.path.join(self.get_option("runc_root"), cid,
-                                                         "state.json"))
+        """Whether runc knows the container CID and its init process still runs.
+
+        runc's own test: the state's init PID with the start time it recorded. A container
+        killed without podman's cleanup (an interrupted run) leaves its state directory
+        behind; a new container of the same name then has a new ID.
+        """
+        if not cid:
+            return False
+        try:
+            with open(os.path.join(self.get_option("runc_root"), cid, "state.json"),
+                      encoding="utf-8") as handle:
+                state = json.load(handle)
+            pid, start = int(state["init_process_pid"]), int(state["init_process_start"])
+            with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
+                # the fields after the command's ")": state is the 3rd, starttime the 22nd
+                starttime = int(handle.read().rsplit(")", 1)[1].split()[19])
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            return False
+        return pid > 0 and starttime == start
 
     def _container_id(self):
         if self._id:
@@ -92,8 +111,8 @@ class Connection(ConnectionBase):
                 raise AnsibleConnectionFailure(f"container {name} is not running")
             if not self._state_ok(cid):
                 raise AnsibleConnectionFailure(
-                    f"container {name}: no runc state for it under {self.get_option('runc_root')}"
-                    f" (its runtime is {runtime!r}; this connection needs runc)")
+                    f"container {name}: runc under {self.get_option('runc_root')} does not"
+                    f" run it (its runtime is {runtime!r}; this connection needs runc)")
             os.makedirs(CACHE_DIR, mode=0o700, exist_ok=True)
             tmp = f"{cache}.{os.getpid()}"
             with open(tmp, "w", encoding="utf-8") as handle:
