@@ -419,17 +419,20 @@ def sudo_event(event, markdown=False):
 def _what(event, command, markdown=False):
     """What the decision was, in words, naming its host: "alice ran CMD as root on web1",
     "alice was denied CMD on web1", "error for alice running CMD on web1", "CMD by alice
-    on web1 ended (exit 1)"."""
+    on web1 ended (exit 1)"; a subcommand adds ", inside PARENT"."""
     user = _field(event.get("user") or "?", 64, markdown)
     host = _field(event.get("host") or "?", 128, markdown)
     decision = str(event.get("decision", "?"))
+    # a command run inside a sudo'd one (sudoers' log_subcmds): say which
+    inside = (f", inside {_field(event.get('parent_command') or '?', 120, markdown)}"
+              if event.get("subcommand") else "")
     if decision == "accept":
         runas = _field(event.get("runas_user") or "?", 64, markdown)
-        return f"{user} ran {command} as {runas} on {host}"
+        return f"{user} ran {command} as {runas} on {host}{inside}"
     if decision == "reject":
-        return f"{user} was denied {command} on {host}"
+        return f"{user} was denied {command} on {host}{inside}"
     if decision == "error":
-        return f"error for {user} running {command} on {host}"
+        return f"error for {user} running {command} on {host}{inside}"
     outcome = (f"signal {_field(event.get('signal'), 16, markdown)}" if "signal" in event
                else f"exit {_field(event.get('exit_status', '?'), 16, markdown)}")
     return f"{command} by {user} on {host} ended ({outcome})"

@@ -148,7 +148,7 @@ def load_settings(path):
         raise ConfigError("ansible_users must be a list of user names")
     rule_list = list(settings["rules"])
     if users:
-        rule_list.append(rules.ansible_become_rule(users))
+        rule_list += [rules.ansible_become_rule(users), rules.ANSIBLE_BECOME_SUBCOMMANDS]
     if settings["include_default_rules"]:
         rule_list += rules.DEFAULT_RULES
     settings["compiled_rules"] = _compile(rule_list)

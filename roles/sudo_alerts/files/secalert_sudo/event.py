@@ -87,7 +87,8 @@ def build(decision, plugin_name, reason, fields, argv, limits):
     """Return ``(event, raw)``.
 
     ``fields``: user/uid/tty/cwd/host/pid/runas_user/runas_group/command/plugin_id as
-    sudo gave them; ``argv``: the command and its arguments. ``event`` is what goes out
+    sudo gave them, and ``parent_command`` for a command run inside an accepted one
+    (sudoers' log_subcmds); ``argv``: the command and its arguments. ``event`` is what goes out
     (escaped, bounded); ``raw`` is what the rules match on.
     """
     field = limits["field_chars"]
@@ -136,10 +137,15 @@ def build(decision, plugin_name, reason, fields, argv, limits):
         event["reason"] = text(reason, 2 * field)
     if fields.get("plugin_id"):
         event["plugin_id"] = text(fields["plugin_id"], 64)
+    subcommand = "parent_command" in fields
+    if subcommand:
+        event["subcommand"] = True
+        event["parent_command"] = text(fields["parent_command"])
     event["truncated"] = truncated
     raw = {"decision": decision, "user": fields.get("user"),
            "runas_user": fields.get("runas_user"), "command": command, "args": raw_args,
-           "cwd": fields.get("run_cwd") or fields.get("cwd")}
+           "cwd": fields.get("run_cwd") or fields.get("cwd"),
+           "scope": "subcommand" if subcommand else "top"}
     return event, raw
 
 

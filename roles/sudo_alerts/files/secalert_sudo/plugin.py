@@ -47,6 +47,7 @@ class SecalertAuditPlugin(_PluginBase):
         self._events = 0
         self._faults = 0
         self._accepted = None  # (plugin_name, command_info, run_argv) of the policy accept
+        self._top_rule = None  # the rule the accepted command matched (subcommands see it)
         self._accept_sent = False
         self._denials = set()
         self._typed = ()
@@ -94,7 +95,14 @@ class SecalertAuditPlugin(_PluginBase):
         delivered = True
         try:
             if self._is_front_end(plugin_type):
-                delivered = self._emit_accept(plugin_name, command_info, run_argv)
+                if self._accept_sent:
+                    # sudoers' log_subcmds/intercept: the front end reports each command
+                    # run inside the sudo'd one (after the policy's own accept, which
+                    # is not counted again).
+                    delivered = self._emit("accept", plugin_name, None, command_info,
+                                           run_argv, subcommand=True)
+                else:
+                    delivered = self._emit_accept(plugin_name, command_info, run_argv)
             elif self._accepted is None:
                 self._accepted = (plugin_name, command_info, run_argv)
         except BaseException as exc:  # noqa: BLE001
@@ -158,22 +166,33 @@ class SecalertAuditPlugin(_PluginBase):
 
     def _denial(self, decision, plugin_name, plugin_type, audit_msg, command_info):
         try:
-            key = (decision, plugin_name, audit_msg)
+            # After the command was accepted, a denial is of a command run inside it
+            # (sudoers' intercept checks each one against the policy).
+            subcommand = self._accept_sent
+            command = event.options(command_info).get("command") if subcommand else None
+            key = (decision, plugin_name, audit_msg, command)
             if key not in self._denials:  # sudo may report the same failure twice
                 self._denials.add(key)
-                self._emit(decision, plugin_name, audit_msg, command_info, None)
+                self._emit(decision, plugin_name, audit_msg, command_info, None,
+                           subcommand=subcommand)
         except BaseException as exc:  # noqa: BLE001
             self._fault(decision, self._describe(exc))
         return _rc("OK", 1)
 
-    def _emit(self, decision, plugin_name, reason, command_info, run_argv, extra=None):
+    def _emit(self, decision, plugin_name, reason, command_info, run_argv, extra=None,
+              subcommand=False):
         """Build, match and deliver one event. Returns False when it was not delivered."""
         if self._settings is None:
             return False
-        out, raw = self.build_event(decision, plugin_name, reason, command_info, run_argv)
+        out, raw = self.build_event(decision, plugin_name, reason, command_info, run_argv,
+                                    subcommand)
         if extra:
             out.update(extra)
+        if subcommand:
+            raw["parent_rule"] = self._top_rule
         rule = rules.match_rule(self._settings["compiled_rules"], raw, self._group_names)
+        if decision == "accept" and not subcommand:
+            self._top_rule = rule["name"] if rule is not None else None
         if rule is None or rule["action"] == "ignore":
             return True
         out["rule"] = rule["name"]
@@ -184,8 +203,14 @@ class SecalertAuditPlugin(_PluginBase):
         self._events += 1
         return self._deliver(out)
 
-    def build_event(self, decision, plugin_name, reason, command_info, run_argv):
-        """``(event, raw)``: the event for output and the raw values rules match on."""
+    def build_event(self, decision, plugin_name, reason, command_info, run_argv,
+                    subcommand=False):
+        """``(event, raw)``: the event for output and the raw values rules match on.
+
+        A subcommand's event names the command it ran inside (``parent_command``, the
+        accepted one; ``pid`` is the same sudo's); its ``cwd`` is where it ran, its
+        arguments only its own (a denied subcommand has none: sudo passes only its path).
+        """
         limits = self._settings["limits"] if self._settings else config.DEFAULT_LIMITS
         info = event.options(command_info)
         ui = self._user_info
@@ -196,13 +221,21 @@ class SecalertAuditPlugin(_PluginBase):
             "uid": event.to_int(ui.get("uid")),
             "tty": ui.get("tty"),
             "cwd": ui.get("cwd"),
-            "run_cwd": info.get("cwd"),
+            "run_cwd": info.get("cwd") or info.get("runcwd"),
             "runas_user": self._runas_user(info),
             "runas_group": self._runas_group(info),
             "command": info.get("command"),
             "plugin_id": self._options.get("Id"),
         }
-        argv = list(run_argv or ()) or list(self._typed)
+        if subcommand:
+            # where it ran (the shell may have changed directory), not where sudo started
+            fields["cwd"] = info.get("runcwd") or info.get("cwd") or fields["cwd"]
+            parent = self._accepted[1] if self._accepted else None
+            fields["parent_command"] = event.options(parent).get("command") or (
+                self._typed[0] if self._typed else None)
+            argv = list(run_argv or ()) or [info.get("command")]
+        else:
+            argv = list(run_argv or ()) or list(self._typed)
         return event.build(decision, plugin_name, reason, fields, argv, limits)
 
     def _runas_user(self, info):

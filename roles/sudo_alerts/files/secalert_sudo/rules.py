@@ -19,7 +19,11 @@ SEVERITIES = {
     "warning": 4, "notice": 5, "info": 6, "debug": 7,
 }
 DECISIONS = ("accept", "reject", "error", "close")
-MATCH_KEYS = ("decision", "user", "group", "runas_user", "command", "args", "path")
+# "top": the command given to sudo; "subcommand": one run inside it (sudoers' log_subcmds
+# and intercept, role variable sudo_alerts_subcommands)
+SCOPES = ("top", "subcommand")
+MATCH_KEYS = ("decision", "scope", "parent_rule", "user", "group", "runas_user", "command",
+              "args", "path")
 # An event whose arguments were cut for output (or for matching) is at least this severe:
 # what nobody can read in the alert must not be the reason it stays quiet.
 TRUNCATED_SEVERITY = "warning"
@@ -47,8 +51,9 @@ DEFAULT_RULES = [
         "action": "alert", "severity": "critical", "tags": ["sudo", "sudo-sensitive"],
     },
     {
+        # Only as the command given to sudo: inside a root shell, every script starts one.
         "name": "shell",
-        "match": {"decision": ["accept"],
+        "match": {"decision": ["accept"], "scope": ["top"],
                   "command": ["*/sh", "*/bash", "*/dash", "*/zsh", "*/ksh", "*/ksh93",
                               "*/mksh", "*/fish", "*/csh", "*/tcsh", "*/busybox",
                               "*/su", "*/sudo", "*/login", "*/runuser", "*/machinectl"]},
@@ -89,6 +94,15 @@ def ansible_become_rule(users):
                   "args": ANSIBLE_BECOME_ARGS},
         "action": "alert", "severity": "info", "tags": ["sudo", "sudo-ansible"],
     }
+
+
+# What runs inside an Ansible become command (the modules' own commands, with
+# sudo_alerts_subcommands) is Ansible's too: logged as info like the command itself.
+ANSIBLE_BECOME_SUBCOMMANDS = {
+    "name": "ansible-become",
+    "match": {"scope": ["subcommand"], "parent_rule": ["ansible-become"]},
+    "action": "alert", "severity": "info", "tags": ["sudo", "sudo-ansible"],
+}
 
 
 class RuleError(Exception):
@@ -140,12 +154,16 @@ def compile_rules(rule_list):
                 raise RuleError(f"{where}: invalid tag {tag!r}")
         entry = {"name": str(rule.get("name", f"rule{index}"))[:64], "action": action,
                  "severity": severity, "tags": tags}
-        for key in ("decision", "user", "group", "runas_user", "command"):
+        for key in ("decision", "scope", "parent_rule", "user", "group", "runas_user",
+                    "command"):
             if key in match:
                 entry[key] = _as_list(match[key], f"{where}: match.{key}")
         for decision in entry.get("decision", ()):
             if decision not in DECISIONS:
                 raise RuleError(f"{where}: unknown decision {decision!r}")
+        for scope in entry.get("scope", ()):
+            if scope not in SCOPES:
+                raise RuleError(f"{where}: unknown scope {scope!r} (top or subcommand)")
         for key in ("args", "path"):
             if key in match:
                 entry[key] = _regex(match, key, where)
@@ -235,7 +253,8 @@ def _command_matches(command, patterns):
 def match_rule(rule_list, event, groups=None):
     """Return the first rule in ``rule_list`` that matches ``event`` (dict), or None.
 
-    ``event`` holds raw values: decision, user, runas_user, command, args (list), cwd.
+    ``event`` holds raw values: decision, scope, user, runas_user, command, args (list),
+    cwd, and for a subcommand parent_rule (the rule of the command it ran inside).
     ``groups`` is a callable returning the user's group names; it is only called when a
     rule matches on groups (the lookup may be slow on directory-backed hosts).
     """
@@ -244,6 +263,10 @@ def match_rule(rule_list, event, groups=None):
     joined = None
     for rule in rule_list:
         if "decision" in rule and event.get("decision") not in rule["decision"]:
+            continue
+        if "scope" in rule and event.get("scope", "top") not in rule["scope"]:
+            continue
+        if "parent_rule" in rule and not _any_glob(event.get("parent_rule"), rule["parent_rule"]):
             continue
         if "user" in rule and not _any_glob(event.get("user"), rule["user"]):
             continue

@@ -241,6 +241,15 @@ def test_sudo_line_names_host_arguments_rule_and_severity():
     assert render.sudo_line(off) == "sudo alerts OFF on h1"
 
 
+def test_a_subcommand_says_what_it_ran_inside():
+    event = dict(sudo_event(), user="alice", decision="accept", command="/usr/bin/id",
+                 args=["-u"], subcommand=True, parent_command="/usr/bin/bash")
+    title, _body, _kind = render.sudo_event(event)
+    assert title == "[warning] sudo: alice ran /usr/bin/id as root on h1, inside /usr/bin/bash"
+    assert render.sudo_line(dict(event, decision="reject", args=[])) == (
+        "alice was denied /usr/bin/id on h1, inside /usr/bin/bash: reject by rule -, warning")
+
+
 def test_sudo_digest_folds_a_flood_per_user_and_puts_critical_first():
     flood = [dict(sudo_event("alice"), user="alice") for _i in range(250)]
     real = dict(sudo_event("bob"), user="bob", decision="accept", severity="critical",

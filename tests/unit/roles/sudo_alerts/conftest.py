@@ -132,3 +132,41 @@ def run_rejected(plugin, argv, reason="command not allowed", decision="reject"):
                          reason, command_info(argv[0])))
     plugin.close(int(sudo.EXIT_REASON.NO_STATUS), 0)
     return rcs
+
+
+def sub_info(command, cwd="/home/alice"):
+    """command_info of a command run inside the accepted one, as sudo 1.9.16 passes it
+    (log_subcmds/intercept: ``runcwd``, no ``cwd``)."""
+    return ("runas_user=root", "runas_uid=0", "runas_gid=0", "log_subcmds=true",
+            f"command={command}", f"runcwd={cwd}")
+
+
+def run_with_subcommands(plugin, argv, subcommands, intercept=False, status=0):
+    """Drive the callbacks as sudo 1.9.16p2 did (probed with log_subcmds, intercept_type
+    dso): the command's policy and front-end accepts, then per subcommand a front-end
+    accept (with intercept, after the policy's own accept of it), or with intercept a
+    policy reject ``("deny", command)`` with only the command in command_info and no
+    argv; close once, at the end."""
+    argv = tuple(argv)
+    info = command_info(argv[0])
+    rcs = [sudo.call(plugin, "open", 1, ("sudo",) + argv)]
+    rcs.append(sudo.call(plugin, "accept", "sudoers_policy", int(sudo.PLUGIN_TYPE.POLICY),
+                         info, argv, ("SECRET_TOKEN=hunter2",)))
+    rcs.append(sudo.call(plugin, "accept", "sudo", int(sudo.PLUGIN_TYPE.SUDO), info, argv,
+                         ("SECRET_TOKEN=hunter2",)))
+    for sub in subcommands:
+        if sub[0] == "deny":
+            rcs.append(sudo.call(plugin, "reject", "sudoers_policy",
+                                 int(sudo.PLUGIN_TYPE.POLICY), "command not allowed",
+                                 (f"command={sub[1]}", "runas_user=root", "intercept=true")))
+            continue
+        sub_argv, cwd = (tuple(sub[0]), sub[1]) if isinstance(sub[0], (list, tuple)) else (
+            tuple(sub), "/home/alice")
+        sinfo = sub_info(sub_argv[0], cwd)
+        if intercept:
+            rcs.append(sudo.call(plugin, "accept", "sudoers_policy",
+                                 int(sudo.PLUGIN_TYPE.POLICY), sinfo, sub_argv, ()))
+        rcs.append(sudo.call(plugin, "accept", "sudo", int(sudo.PLUGIN_TYPE.SUDO), sinfo,
+                             sub_argv, ("SECRET_TOKEN=hunter2",)))
+    plugin.close(int(sudo.EXIT_REASON.WAIT_STATUS), status)
+    return rcs

@@ -137,7 +137,7 @@ def test_ansible_users_put_the_become_rule_after_the_configured_rules(write_conf
     path = write_config({"ansible_users": ["deploy"],
                          "rules": [{"name": "mine", "match": {"command": "/usr/bin/id"}}]})
     names = [r["name"] for r in config.load_settings(path)["compiled_rules"]]
-    assert names[:3] == ["mine", "ansible-become", "denied"]
+    assert names[:4] == ["mine", "ansible-become", "ansible-become", "denied"]
     assert "ansible-become" not in [
         r["name"] for r in config.load_settings(write_config({}))["compiled_rules"]]
 
