@@ -148,8 +148,12 @@ class SecalertAuditPlugin(_PluginBase):
     # -- internals -----------------------------------------------------------------
 
     def _is_front_end(self, plugin_type):
+        return self._is_type(plugin_type, "SUDO")
+
+    @staticmethod
+    def _is_type(plugin_type, name):
         kind = getattr(sudo, "PLUGIN_TYPE", None)
-        return kind is not None and int(plugin_type) == int(kind.SUDO)
+        return kind is not None and int(plugin_type) == int(getattr(kind, name))
 
     def _emit_accept(self, plugin_name, command_info, run_argv):
         """Emit the one accept event of this invocation. Returns False if undelivered."""
@@ -166,9 +170,10 @@ class SecalertAuditPlugin(_PluginBase):
 
     def _denial(self, decision, plugin_name, plugin_type, audit_msg, command_info):
         try:
-            # After the command was accepted, a denial is of a command run inside it
-            # (sudoers' intercept checks each one against the policy).
-            subcommand = self._accept_sent
+            # After the command was accepted, the policy's denial is of a command run
+            # inside it (sudoers' intercept checks each one); an I/O plugin's (it ended
+            # the session) is of the command itself.
+            subcommand = self._accept_sent and self._is_type(plugin_type, "POLICY")
             command = event.options(command_info).get("command") if subcommand else None
             key = (decision, plugin_name, audit_msg, command)
             if key not in self._denials:  # sudo may report the same failure twice

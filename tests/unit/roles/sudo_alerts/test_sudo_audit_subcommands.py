@@ -133,3 +133,18 @@ def test_what_ansible_runs_inside_its_become_command_is_ansibles(write_config, r
         (8, "/usr/sbin/visudo", "sensitive-editor", "critical"),
         (8, "/usr/bin/cat", "sensitive-file", "critical"),
     ]
+
+
+def test_an_io_plugins_rejection_after_the_accept_is_the_commands_own(write_config, receiver):
+    """sudo tells the audit plugins "command rejected by I/O plugin" when an I/O plugin
+    ends the session: that is the accepted command's, not a subcommand's."""
+    plugin = make_plugin(write_config())
+    info = ("command=/usr/bin/bash", "runas_uid=0")
+    sudo.call(plugin, "open", 1, ("sudo", "/usr/bin/bash"))
+    sudo.call(plugin, "accept", "sudo", int(sudo.PLUGIN_TYPE.SUDO), info, ("/usr/bin/bash",), ())
+    sudo.call(plugin, "reject", "python_io", int(sudo.PLUGIN_TYPE.IO),
+              "command rejected by I/O plugin", info)
+    _top, rejected = receiver.events()
+    assert (rejected["decision"], rejected["command"], rejected["rule"]) == (
+        "reject", "/usr/bin/bash", "denied")
+    assert "subcommand" not in rejected and "parent_command" not in rejected
