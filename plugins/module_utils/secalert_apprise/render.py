@@ -13,7 +13,7 @@ the sudo direct-mode sender, inside syslog-ng and next to sudo.
 - ``attribute``: text written by another host, shown as that host's: every line starts
   with the sender the alert server verified ("[web1] ..."), whatever the text claims.
 - ``read_sudo`` / ``sudo_event`` / ``sudo_line`` / ``sudo_digest``: the sudo decision,
-  fault and status events of the sudo audit plugin (docs: CONTRACTS of the event lines),
+  fault and status events of the sudo audit plugin (their fields: roles/sudo_alerts/README.md),
   each with its own title. Both delivery modes use them: the direct sender next to sudo,
   and the syslog-ng destination (the ``sudo_events`` rule's ``render: sudo``, on the host
   that sends the notification), so a sudo alert reads the same whichever way it came

@@ -178,7 +178,7 @@ def serialise(event, limit, on_truncate=None):
 
 
 def fault(where, description, user_info, fail_closed):
-    """A ``"type": "fault"`` event (CONTRACTS.md)."""
+    """A ``"type": "fault"`` event (roles/sudo_alerts/README.md, "Event fields")."""
     return {
         "schema": SCHEMA_VERSION,
         "type": "fault",
