@@ -34,7 +34,11 @@ class SudoersHost(Host):
                 '  if grep -q bogus "$2"; then\n'
                 '    echo "$2:1:20: unknown defaults entry \\"bogus\\"" >&2; exit 1\n'
                 '  fi\n'
-                '  echo "$2: parsed OK"; exit 0\nfi\necho "/etc/sudoers: parsed OK"\n')
+                '  echo "$2: parsed OK"; exit 0\nfi\necho "/etc/sudoers: parsed OK"\n'
+                # what the host's sudoers includes (@includedir): the drop-in directory
+                f'[ -e {tmp_path}/no-includedir ] && exit 0\n'
+                f'for f in {self.sudoers_d}/*; do case ${{f##*/}} in *.*|*~) ;; '
+                '*) [ -e "$f" ] && echo "$f: parsed OK" ;; esac; done\n')
         _script(self.bin / "sudo",
                 '[ "$1" = -V ] && { echo "secalert sudo audit plugin version 9"; exit 0; }\n'
                 f'if [ "$2" = env ] && grep -qs trace {self.proof}; then\n'
@@ -89,6 +93,14 @@ def test_settings_sudo_fails_with_are_rolled_back(host):
     assert "the previous" in run.stderr and "is restored" in run.stderr
     assert host.dropin.read_text() == GOOD
     assert not host.proof.exists() and host.leftovers() == []
+
+
+def test_a_drop_in_sudo_does_not_read_is_refused(host, tmp_path):
+    """A sudoers without @includedir /etc/sudoers.d: the settings would do nothing."""
+    (tmp_path / "no-includedir").touch()
+    run = host.ctl("subcommands", host.stage(GOOD))
+    assert run.returncode == 1 and "sudo does not read" in run.stderr, run.stderr
+    assert not host.dropin.exists() and host.leftovers() == []
 
 
 def test_a_first_drop_in_sudo_fails_with_is_removed(host):
