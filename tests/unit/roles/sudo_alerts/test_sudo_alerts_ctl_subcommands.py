@@ -162,3 +162,19 @@ def test_an_interrupted_proofs_drop_in_is_removed_by_the_next_run(host):
     host.proof.write_text(TRACE)
     host.ctl("subcommands", "--remove")
     assert not host.proof.exists()
+
+
+def test_the_guard_does_not_blame_the_drop_in_when_sudo_fails_without_it(host, tmp_path):
+    """sudo breaks between the guard's first look and the drop-in's proof (the plugin was
+    being replaced, say): sudo fails with and without the drop-in, so it is not the
+    drop-in's fault; it stays, and no alert names it."""
+    host.ctl("subcommands", host.stage(GOOD))
+    count = tmp_path / "sudo-calls"
+    _script(host.bin / "sudo",
+            '[ "$1" = -V ] && { echo "secalert sudo audit plugin version 9"; exit 0; }\n'
+            f'n=$(cat {count} 2>/dev/null || echo 0); echo $((n + 1)) > {count}\n'
+            '[ "$n" -ge 1 ] && { echo "sudo: error initializing audit plugin" >&2; exit 1; }\n'
+            'exit 0\n')
+    host.ctl("guard")
+    assert host.dropin.read_text() == GOOD and not host.aside.exists()
+    assert not [e for _prio, e in host.events() if e.get("file") == str(host.dropin)]
