@@ -20,7 +20,13 @@ event, the syslog datagram). Timing runs inside the container (no podman exec pe
 
 import argparse
 import json
+import os
 import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from sudo_latency import median  # noqa: E402
 
 DRIVER = r'''
 import json, os, random, statistics, subprocess, sys, time
@@ -77,12 +83,6 @@ finally:
     subprocess.run(["systemctl", "start", "secalert-sudo-guard.path"], check=False)
 print(json.dumps(samples))
 '''
-
-
-def median(values):
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 def main():
