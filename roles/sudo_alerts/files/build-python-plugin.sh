@@ -1,10 +1,11 @@
 #!/bin/sh
 # Build sudo's python_plugin.so from the distribution's own source package for the exact
 # sudo installed on this Debian host, with the configure options of the distribution's
-# binary (`sudo -V`) plus --enable-python and secalert's UTF-8 patch.
+# binary (`sudo -V`) plus --enable-python and secalert's patches (UTF-8 arguments, fast
+# start), applied in the order given.
 # Recipe and timings: docs/sudo-plugin-build.md in the collection.
 #
-#   build-python-plugin.sh OUT_DIR PATCH
+#   build-python-plugin.sh OUT_DIR PATCH [PATCH...]
 #
 # Leaves OUT_DIR/python_plugin.so (RUNPATH /usr/libexec/sudo, as installed by sudo's own
 # `make install-plugin`) and OUT_DIR/build.log. Works in a temporary directory, reads
@@ -12,8 +13,15 @@
 # are), and purges exactly the packages it installed, also when the build fails.
 set -eu
 
-out=${1:?usage: build-python-plugin.sh OUT_DIR PATCH}
-patch_file=${2:?usage: build-python-plugin.sh OUT_DIR PATCH}
+out=${1:?usage: build-python-plugin.sh OUT_DIR PATCH [PATCH...]}
+: "${2:?usage: build-python-plugin.sh OUT_DIR PATCH [PATCH...]}"
+shift
+# The patches, as absolute paths (the build changes directory).
+patches=""
+for p in "$@"; do
+    case "$p" in /*) ;; *) p="$PWD/$p" ;; esac
+    patches="$patches $p"
+done
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C
 
 work=$(mktemp -d /var/tmp/secalert-sudo-build.XXXXXX)
@@ -80,8 +88,11 @@ fi
 src=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name 'sudo-*' | head -n 1)
 [ -n "$src" ] || { echo "no source tree" >> "$log"; exit 1; }
 cd "$src"
-step "patch"
-patch -p1 --forward < "$patch_file" >> "$log" 2>&1
+# shellcheck disable=SC2086 # one patch per word (temporary paths, no spaces)
+for p in $patches; do
+    step "patch ${p##*/}"
+    patch -p1 --forward < "$p" >> "$log" 2>&1
+done
 
 # `sudo -V` prints the configure options unquoted; one value has spaces
 # (--with-passprompt=[sudo] password for %p: ) and ${prefix} must reach configure

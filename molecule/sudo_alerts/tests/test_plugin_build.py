@@ -1,0 +1,80 @@
+"""What secalert's patches to python_plugin.so promise, on real sudo (both Debians).
+
+python_plugin-fast-start.patch runs the first Python plugin in the main interpreter and
+skips the interpreters' teardown when sudo exits (docs/sudo-plugin-build.md). A second
+Python plugin must still get an interpreter of its own, and what a plugin can see of a
+teardown must still happen: its non-daemon threads finish, its atexit functions run, its
+buffered standard output is flushed.
+
+The probe plugin is a second python_audit line after secalert's, added for one sudo call
+with the guard's path unit stopped (the guard keeps lines that are not ours as they are).
+"""
+
+import pytest
+from test_sudo_alerts import CTL, diagnose, guard_idle, sudo_works
+
+SO = "/usr/libexec/secalert/python_plugin.so"
+PROBE_DIR = "/root/secalert-probe"
+OUT = "/run/secalert-probe"
+
+PROBE = f'''
+import atexit
+import sys
+import threading
+import time
+
+import sudo
+
+
+def _late():
+    time.sleep(0.3)
+    with open("{OUT}/thread", "w") as f:
+        f.write("finished\\n")
+
+
+def _at_exit():
+    with open("{OUT}/atexit", "w") as f:
+        f.write("ran\\n")
+
+
+class Probe(sudo.Plugin):
+    def __init__(self, version, plugin_options, **kwargs):
+        super().__init__(version=version, plugin_options=plugin_options, **kwargs)
+        ours = sorted(m for m in sys.modules if m.startswith("secalert_sudo"))
+        with open("{OUT}/modules", "w") as f:
+            f.write(",".join(ours) + "\\n")
+        atexit.register(_at_exit)
+        threading.Thread(target=_late).start()
+        sys.stdout.write("probe: buffered stdout\\n")
+'''
+
+
+@pytest.fixture(params=["debian12", "debian13"])
+def host(request, hosts):
+    (name,) = [n for n in hosts if n.endswith(request.param)]
+    h = hosts[name]
+    assert h.run(CTL + " status").stdout.strip() == "enabled", diagnose(h)
+    return h
+
+
+def test_a_second_plugin_is_isolated_and_sees_a_whole_exit(host):
+    host.run(f"rm -rf {OUT} && mkdir -p {OUT} {PROBE_DIR} && chmod 0700 {PROBE_DIR}")
+    assert host.run("printf %%s %s > " + PROBE_DIR + "/secalert_probe.py", PROBE).rc == 0
+    line = f"Plugin python_audit {SO} ModulePath={PROBE_DIR}/secalert_probe.py ClassName=Probe"
+    assert host.run("systemctl stop secalert-sudo-guard.path").rc == 0
+    try:
+        assert guard_idle(host)
+        assert host.run("cp -p /etc/sudo.conf /root/sudo.conf.probe && "
+                        f"printf '%s\\n' '{line}' >> /etc/sudo.conf").rc == 0
+        run = host.run("sudo -n /usr/bin/true")
+    finally:
+        host.run("cp -p /root/sudo.conf.probe /etc/sudo.conf")
+        host.run("systemctl start secalert-sudo-guard.path")
+    assert sudo_works(host), diagnose(host)
+    assert run.rc == 0, run.stderr
+    # secalert's plugin (first line) ran in the main interpreter; the probe's has none
+    # of its modules.
+    assert host.file(f"{OUT}/modules").content_string == "\n"
+    assert host.file(f"{OUT}/thread").content_string == "finished\n"
+    assert host.file(f"{OUT}/atexit").content_string == "ran\n"
+    assert "probe: buffered stdout" in run.stdout
