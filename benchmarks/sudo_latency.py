@@ -5,6 +5,7 @@ venv, the receiver container on the scenario network)::
 
     molecule converge -s sudo_alerts
     python benchmarks/sudo_latency.py [--host NAME] [--rounds 30] [--slow-rounds 8]
+                                      [--compare-so .cache/sudo-alerts-plugins/KEY/python_plugin.so]
     molecule destroy -s sudo_alerts
 
 Configurations (one sudo.conf each; the other lines of the host's sudo.conf are kept):
@@ -23,11 +24,14 @@ condition the configurations are interleaved round by round (shuffled each round
 drift on a shared machine hits them alike. Interleaved, direct mode sees sudo calls some
 100-300 ms apart; the `burst` rows run blocks of --burst consecutive calls of one
 configuration (a tight loop: every call queues an alert while the sender is busy).
-Timing runs inside the container (no podman exec per sample). Prints median and p90 in ms
-and the ratio of each median to the empty plugin's in the same condition, and the same
-for the CPU time of sudo (user + system, sudo and what it waited for, not the detached
-sender), which other load on a shared machine disturbs far less than wall time; the goal
-for `syslog` and `direct` is <= 1.05.
+With --compare-so, `empty other-so` and `syslog other-so` run the same with another build of
+python_plugin.so (an earlier one from the controller's cache), interleaved with the rest
+while the receiver answers. Timing runs inside the container (no podman exec per sample),
+with a blocking wait for each sudo (a wait with a timeout polls, in steps of up to 50 ms).
+Prints median and p90 in ms and the ratio of each median to the empty plugin's in the
+same condition, and the same for the CPU time of sudo (user + system, sudo and what it
+waited for, not the detached sender), which other load on a shared machine disturbs far
+less than wall time; the goal for `syslog` and `direct` is <= 1.05.
 """
 
 import argparse
@@ -48,7 +52,7 @@ CONFIGS = ["none", "empty", "syslog", "direct", "sync"]
 # ---------------------------------------------------------------- in-container driver
 # Runs with the host's /usr/bin/python3 as root inside the container.
 DRIVER = r'''
-import glob, json, os, random, resource, shutil, statistics, subprocess, sys, time
+import glob, json, os, random, shutil, statistics, subprocess, sys, threading, time
 
 BENCH = "/root/secalert-bench"
 CONF = "/etc/sudo.conf"
@@ -113,6 +117,11 @@ def setup(url):
         "direct": ours % "direct",
         "sync": f"{plugin}{BENCH}/talk_sync_audit.py ClassName=TalkSyncAudit",
     }
+    if os.path.exists(f"{BENCH}/other.so"):  # --compare-so
+        other = plugin.replace(SO, f"{BENCH}/other.so")
+        lines["empty other-so"] = f"{other}{BENCH}/empty_audit.py ClassName=EmptyAudit"
+        lines["syslog other-so"] = (other + MODULE + " ClassName=SecalertAuditPlugin Config="
+                                    + BENCH + "/syslog.json")
     texts = {}
     for name, line in lines.items():
         texts[name] = "\n".join(base + ([line] if line else [])) + "\n"
@@ -162,6 +171,28 @@ def preflight(texts, configs):
             raise SystemExit(f"{name}: sudo -n true fails: {proc.stderr.strip()}")
 
 
+def timed_sudo():
+    """One `sudo -n true`: (exit code or "timeout", wall ms, CPU ms of sudo and its children).
+
+    A blocking wait4(): subprocess's wait with a timeout polls with sleeps of up to 50 ms,
+    which rounded every sample up (an empty plugin's 60 ms read as 114 ms). A timer kills
+    a sudo that hangs for 30 s."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(["sudo", "-n", "true"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    timer = threading.Timer(30, proc.kill)
+    timer.start()
+    try:
+        _pid, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        timer.cancel()
+    elapsed = (time.perf_counter() - start) * 1000
+    proc.returncode = rc = os.waitstatus_to_exitcode(status)
+    if rc == -9:
+        rc = "timeout"
+    return rc, elapsed, (usage.ru_utime + usage.ru_stime) * 1000
+
+
 def measure(texts, configs, rounds, seed, block):
     preflight(texts, configs)
     settle()
@@ -174,23 +205,13 @@ def measure(texts, configs, rounds, seed, block):
         rng.shuffle(order)
         for name in [n for n in order for _repeat in range(block)]:
             install(texts[name])
-            before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            start = time.perf_counter()
-            try:
-                rc = subprocess.run(["sudo", "-n", "true"], stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                    timeout=30, check=False).returncode
-            except subprocess.TimeoutExpired:
-                rc = "timeout"
-            elapsed = (time.perf_counter() - start) * 1000
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            rc, elapsed, cpu_ms = timed_sudo()
             if rc != 0:
                 failures[name] += 1
             samples[name].append(elapsed)
             # CPU of sudo and what it waited for (not the detached sender): less
             # sensitive than wall time to other load on a shared machine.
-            cpu[name].append((after.ru_utime + after.ru_stime - before.ru_utime
-                              - before.ru_stime) * 1000)
+            cpu[name].append(cpu_ms)
     return samples, cpu, failures
 
 
@@ -243,14 +264,26 @@ def main():
     parser.add_argument("--burst", type=int, default=25,
                         help="consecutive calls per block in the tight-loop rows (0: skip)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--compare-so", metavar="PATH",
+                        help="another python_plugin.so for the same host (say, an earlier build "
+                             "from the controller's cache): adds `empty other-so` and "
+                             "`syslog other-so`, interleaved with the others, receiver ok")
     args = parser.parse_args()
+    configs_ok = list(CONFIGS)
+    if args.compare_so:
+        run(["podman", "exec", args.host, "mkdir", "-p", "/root/secalert-bench"])
+        proc = run(["podman", "cp", args.compare_so, f"{args.host}:/root/secalert-bench/other.so"])
+        if proc.returncode != 0:
+            sys.exit(f"podman cp {args.compare_so}: {proc.stderr.strip()}")
+        run(["podman", "exec", args.host, "chmod", "0644", "/root/secalert-bench/other.so"])
+        configs_ok += ["empty other-so", "syslog other-so"]
 
     receiver = Receiver(args.receiver)
     results = {}
     try:
         for condition in CONDITIONS:
             receiver.mode(*CONDITIONS[condition])
-            fast = [c for c in CONFIGS if c != "sync"] if condition != "ok" else CONFIGS
+            fast = [c for c in CONFIGS if c != "sync"] if condition != "ok" else configs_ok
             plans = [(fast, args.rounds, 1)]
             if condition != "ok":
                 # sync costs seconds per call here: fewer rounds, still interleaved
@@ -284,7 +317,7 @@ def main():
           "| failed |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for condition in CONDITIONS:
-        for name in CONFIGS + ["empty burst", "direct burst"]:
+        for name in configs_ok + ["empty burst", "direct burst"]:
             cell = results.get((condition, name))
             if not cell:
                 continue
