@@ -127,7 +127,7 @@ def test_no_path_token_header_value_or_ntfy_topic_shows(playbook, receiver, host
         assert leaks(host, pieces) == [], name
 
 
-def test_no_token_in_the_ansible_output_of_a_converge(playbook, secrets):
+def test_rerun_changes_nothing_and_verbose_output_holds_no_token(playbook, secrets):
     run = playbook.run("converge.yml", "-vvv")
     assert run.returncode == 0, run.output
     assert run.recap and {c["changed"] for c in run.recap.values()} == {0}, run.recap
