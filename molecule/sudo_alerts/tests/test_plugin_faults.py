@@ -43,6 +43,27 @@ FAULTS = {
 }
 
 
+def moved_mid_import(error):
+    """What a sudo call reports that was importing the package when it was moved away
+    (seen on a loaded run, and 4 times in 40 rounds of 18 calls around an mv): "ImportError:
+    cannot import name 'rules' from 'secalert_sudo' (ROOT/v-.../secalert_sudo/__init__.py)
+    (.../config.py, line 6)"."""
+    return ((error.startswith("ImportError: cannot import name ") and ROOT + "/" in error)
+            or error.startswith("ModuleNotFoundError: No module named 'secalert_sudo."))
+
+
+def names(error, words):
+    """Does a fault's error name this fault (or the package moved mid-import)?"""
+    return words in error or moved_mid_import(error)
+
+
+def unexpected(faults):
+    """The fault events that name none of FAULTS and are no package moved mid-import."""
+    known = [w for _b, _r, w in FAULTS.values()]
+    return [e["error"] for e in faults
+            if not any(w in e["error"] for w in known) and not moved_mid_import(e["error"])]
+
+
 @pytest.fixture(params=["debian12", "debian13"])
 def host(request, hosts):
     (name,) = [n for n in hosts if n.endswith(request.param)]
@@ -95,14 +116,16 @@ def test_a_broken_package_leaves_sudo_working_and_is_reported(host, fault):
         logged = entry_events(host, first)
         faults = [e for e in logged if e["type"] == "fault"]
         # rsyslog may write the previous fault's last events after `first` (a loaded run):
-        # every fault names this fault or another of FAULTS, and this one is there
-        assert any(words in e["error"] for e in faults), logged
-        assert all(any(w in e["error"] for _b, _r, w in FAULTS.values()) for e in faults), logged
-        faults = [e for e in faults if words in e["error"]]
+        # every fault names this fault or another of FAULTS, and this one is there (or, for
+        # a call that was importing the package when it broke, what that call saw; sudo -V
+        # above named this fault)
+        assert any(names(e["error"], words) for e in faults), logged
+        assert unexpected(faults) == [], logged
+        faults = [e for e in faults if names(e["error"], words)]
         assert {e["fail_closed"] for e in faults} == {False}
         (off,) = [e for e in logged if e["type"] == "status"]
         assert (off["state"], off["where"], off["severity"]) == ("off", "entry", "critical")
-        assert words in off["detail"] and off["action"] and off["reason"], off
+        assert names(off["detail"], words) and off["action"] and off["reason"], off
         denied, total = sudo_probe_result(host, unit)
         figure(test="plugin fault", fault=fault, host=host.check_output("uname -n"),
                root_denied=denied, root_calls=total, alice_denied=alice_denied,
