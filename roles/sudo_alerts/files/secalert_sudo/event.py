@@ -68,6 +68,23 @@ def to_int(value):
         return None
 
 
+def account_name(number, group=False):
+    """The user (or group) name of a uid (gid), ``#N`` when it has none, None for None."""
+    number = to_int(number)
+    if number is None:
+        return None
+    try:
+        if group:
+            import grp
+
+            return grp.getgrgid(number).gr_name
+        import pwd
+
+        return pwd.getpwuid(number).pw_name
+    except (KeyError, ImportError, OverflowError):
+        return f"#{number}"
+
+
 def timestamp(now=None, millis=True):
     now = time.time() if now is None else now
     text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))

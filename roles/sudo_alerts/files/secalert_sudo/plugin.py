@@ -35,7 +35,109 @@ def version_mode(submit_optind, submit_argv):
         return False
 
 
-class SecalertAuditPlugin(_PluginBase):
+class Reporter:
+    """Delivery and fault reports, shared by the audit plugin and the I/O plugin
+    (``session.SecalertIOPlugin``): the one path from an event to syslog or the spool.
+
+    Needs ``_settings`` (None: not loaded), ``_user_info``, ``_fail_closed``,
+    ``_faults`` and ``_config_broken`` on the instance.
+    """
+
+    def _serialise(self, out):
+        limit = (self._settings["limits"] if self._settings
+                 else config.DEFAULT_LIMITS)["event_bytes"]
+
+        def raised(ev):
+            if "severity" in ev:
+                ev["severity"] = rules.raise_severity(ev["severity"])
+
+        return event.serialise(out, limit, raised)
+
+    def _deliver(self, out):
+        """Send one event; True when it reached the spool (with a sender) or syslog."""
+        settings = self._settings
+        self._report_drops()
+        line = self._serialise(out)
+        severity = out.get("severity", "info")
+        direct_ok = None
+        to_syslog = True
+        if settings["delivery"] == "direct" and out.get("type") == "sudo":
+            to_syslog = settings["direct"]["syslog_copy"]
+            if rules.SEVERITIES[severity] <= rules.SEVERITIES[settings["direct"]["min_severity"]]:
+                direct_ok = self._deliver_direct(line, out)
+                to_syslog = to_syslog or not direct_ok
+        syslog_ok = self._send_syslog(line, severity) if to_syslog else False
+        return bool(direct_ok) or syslog_ok or (direct_ok is None and not to_syslog)
+
+    def _deliver_direct(self, line, out):
+        """Queue the event for the sender; start one if none runs. False if not queued."""
+        direct = self._settings["direct"]
+        try:
+            delivery.spool_event(direct["spool"], line, direct["spool_max_bytes"],
+                                 out.get("uid"), direct["spool_uid_bytes"])
+        except BaseException as exc:  # noqa: BLE001 - not queued: syslog gets it
+            self._fault("direct", "event not queued: " + self._describe(exc))
+            return False
+        try:
+            if not delivery.sender_running(direct["lock"]):
+                python = direct["python"]
+                if not os.access(python, os.X_OK):
+                    import errno
+
+                    raise OSError(errno.ENOENT, "sender interpreter missing", python)
+                delivery.spawn_sender(delivery.direct_argv(direct))
+        except BaseException as exc:  # noqa: BLE001 - queued; the next sender sends it
+            self._fault("direct", "sender not started: " + self._describe(exc))
+            return False
+        return True
+
+    def _send_syslog(self, line, severity, count_drop=True):
+        cfg = (self._settings or config.DEFAULT_SETTINGS)["syslog"]
+        pid = event.to_int(self._user_info.get("pid")) or os.getpid()
+        frame = delivery.syslog_frame(line, cfg["facility"], severity, cfg["ident"], pid)
+        failure = delivery.send_syslog(frame, cfg["root_socket"]) if cfg["root_socket"] else "-"
+        if failure is not None:
+            failure = delivery.send_syslog(frame, cfg["socket"])
+        if failure is not None:
+            if count_drop:
+                delivery.bump_counter(cfg["drop_counter"])
+            return False
+        return True
+
+    def _report_drops(self):
+        """Events that no syslog socket took were counted (drop_counter): report them once,
+        with their count, as a fault event of their own before the next event; a report
+        that is not delivered either puts its count back."""
+        counter = self._settings["syslog"]["drop_counter"]
+        count, claim = delivery.claim_drops(counter)
+        if claim is not None:
+            reported = self._fault(
+                "syslog", f"{count} earlier sudo event(s) could not be logged: no syslog "
+                "socket took them", count_drop=False)
+            delivery.settle_drops(counter, claim, count, reported)
+
+    def _fault(self, where, description, config_fault=False, count_drop=True):
+        """Report an internal fault to syslog (never to the user); True if it reached
+        syslog. Never raises."""
+        try:
+            self._faults += 1
+            if config_fault:
+                self._config_broken = True
+            out = event.fault(where, description, self._user_info, self._fail_closed)
+            return self._send_syslog(event.fault_line(out), "error", count_drop)
+        except BaseException:  # noqa: BLE001 - last resort: stay silent, stay open
+            return False
+
+    @staticmethod
+    def _describe(exc):
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        where = f" (line {tb.tb_lineno})" if tb is not None else ""
+        return f"{type(exc).__name__}: {str(exc)[:300]}{where}"
+
+
+class SecalertAuditPlugin(Reporter, _PluginBase):
     """sudo python_audit plugin: one event per sudo decision (see the package docstring)."""
 
     def __init__(self, version=None, settings=(), user_info=(), plugin_options=(), **kwargs):
@@ -250,26 +352,13 @@ class SecalertAuditPlugin(_PluginBase):
         uid = event.to_int(info.get("runas_uid") or info.get("runas_euid"))
         if uid is None:
             return "root" if info else None
-        try:
-            import pwd
-
-            return pwd.getpwuid(uid).pw_name
-        except (KeyError, ImportError, OverflowError):
-            return f"#{uid}"
+        return event.account_name(uid)
 
     def _runas_group(self, info):
         name = info.get("runas_group") or self._sudo_settings.get("runas_group")
         if name:
             return name
-        gid = event.to_int(info.get("runas_gid") or info.get("runas_egid"))
-        if gid is None:
-            return None
-        try:
-            import grp
-
-            return grp.getgrgid(gid).gr_name
-        except (KeyError, ImportError, OverflowError):
-            return f"#{gid}"
+        return event.account_name(info.get("runas_gid") or info.get("runas_egid"), group=True)
 
     def _group_names(self):
         import grp
@@ -281,91 +370,6 @@ class SecalertAuditPlugin(_PluginBase):
                 yield grp.getgrgid(gid).gr_name
             except (KeyError, OverflowError):
                 yield f"#{gid}"
-
-    def _serialise(self, out):
-        limit = (self._settings["limits"] if self._settings
-                 else config.DEFAULT_LIMITS)["event_bytes"]
-
-        def raised(ev):
-            if "severity" in ev:
-                ev["severity"] = rules.raise_severity(ev["severity"])
-
-        return event.serialise(out, limit, raised)
-
-    def _deliver(self, out):
-        """Send one event; True when it reached the spool (with a sender) or syslog."""
-        settings = self._settings
-        self._report_drops()
-        line = self._serialise(out)
-        severity = out.get("severity", "info")
-        direct_ok = None
-        to_syslog = True
-        if settings["delivery"] == "direct" and out.get("type") == "sudo":
-            to_syslog = settings["direct"]["syslog_copy"]
-            if rules.SEVERITIES[severity] <= rules.SEVERITIES[settings["direct"]["min_severity"]]:
-                direct_ok = self._deliver_direct(line, out)
-                to_syslog = to_syslog or not direct_ok
-        syslog_ok = self._send_syslog(line, severity) if to_syslog else False
-        return bool(direct_ok) or syslog_ok or (direct_ok is None and not to_syslog)
-
-    def _deliver_direct(self, line, out):
-        """Queue the event for the sender; start one if none runs. False if not queued."""
-        direct = self._settings["direct"]
-        try:
-            delivery.spool_event(direct["spool"], line, direct["spool_max_bytes"],
-                                 out.get("uid"), direct["spool_uid_bytes"])
-        except BaseException as exc:  # noqa: BLE001 - not queued: syslog gets it
-            self._fault("direct", "event not queued: " + self._describe(exc))
-            return False
-        try:
-            if not delivery.sender_running(direct["lock"]):
-                python = direct["python"]
-                if not os.access(python, os.X_OK):
-                    import errno
-
-                    raise OSError(errno.ENOENT, "sender interpreter missing", python)
-                delivery.spawn_sender(delivery.direct_argv(direct))
-        except BaseException as exc:  # noqa: BLE001 - queued; the next sender sends it
-            self._fault("direct", "sender not started: " + self._describe(exc))
-            return False
-        return True
-
-    def _send_syslog(self, line, severity, count_drop=True):
-        cfg = (self._settings or config.DEFAULT_SETTINGS)["syslog"]
-        pid = event.to_int(self._user_info.get("pid")) or os.getpid()
-        frame = delivery.syslog_frame(line, cfg["facility"], severity, cfg["ident"], pid)
-        failure = delivery.send_syslog(frame, cfg["root_socket"]) if cfg["root_socket"] else "-"
-        if failure is not None:
-            failure = delivery.send_syslog(frame, cfg["socket"])
-        if failure is not None:
-            if count_drop:
-                delivery.bump_counter(cfg["drop_counter"])
-            return False
-        return True
-
-    def _report_drops(self):
-        """Events that no syslog socket took were counted (drop_counter): report them once,
-        with their count, as a fault event of their own before the next event; a report
-        that is not delivered either puts its count back."""
-        counter = self._settings["syslog"]["drop_counter"]
-        count, claim = delivery.claim_drops(counter)
-        if claim is not None:
-            reported = self._fault(
-                "syslog", f"{count} earlier sudo event(s) could not be logged: no syslog "
-                "socket took them", count_drop=False)
-            delivery.settle_drops(counter, claim, count, reported)
-
-    def _fault(self, where, description, config_fault=False, count_drop=True):
-        """Report an internal fault to syslog (never to the user); True if it reached
-        syslog. Never raises."""
-        try:
-            self._faults += 1
-            if config_fault:
-                self._config_broken = True
-            out = event.fault(where, description, self._user_info, self._fail_closed)
-            return self._send_syslog(event.fault_line(out), "error", count_drop)
-        except BaseException:  # noqa: BLE001 - last resort: stay silent, stay open
-            return False
 
     def _deny(self, why, reject=False):
         """Refuse the command (fail_closed): REJECT from accept(), ERROR from open().
@@ -384,11 +388,3 @@ class SecalertAuditPlugin(_PluginBase):
         if exc is not None:
             raise exc(message)
         return _rc("REJECT", 0) if reject else _rc("ERROR", -1)
-
-    @staticmethod
-    def _describe(exc):
-        tb = exc.__traceback__
-        while tb is not None and tb.tb_next is not None:
-            tb = tb.tb_next
-        where = f" (line {tb.tb_lineno})" if tb is not None else ""
-        return f"{type(exc).__name__}: {str(exc)[:300]}{where}"

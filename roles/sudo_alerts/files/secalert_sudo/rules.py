@@ -126,6 +126,15 @@ def _regex(match, key, where):
         raise RuleError(f"{where}: match.{key}: {exc}") from None
 
 
+def check_tags(value, where):
+    """A rule's tags as a list; RuleError when one is not a valid tag."""
+    tags = _as_list(value, where + ": tags")
+    for tag in tags:
+        if not _TAG_RE.match(tag):
+            raise RuleError(f"{where}: invalid tag {tag!r}")
+    return tags
+
+
 def compile_rules(rule_list):
     """Validate rules and precompile their patterns. Raises RuleError."""
     if not isinstance(rule_list, list):
@@ -148,10 +157,7 @@ def compile_rules(rule_list):
         severity = rule.get("severity", "warning")
         if severity not in SEVERITIES:
             raise RuleError(f"{where}: severity must be one of {list(SEVERITIES)}")
-        tags = _as_list(rule.get("tags", ["sudo"]), where + ": tags")
-        for tag in tags:
-            if not _TAG_RE.match(tag):
-                raise RuleError(f"{where}: invalid tag {tag!r}")
+        tags = check_tags(rule.get("tags", ["sudo"]), where)
         entry = {"name": str(rule.get("name", f"rule{index}"))[:64], "action": action,
                  "severity": severity, "tags": tags}
         for key in ("decision", "scope", "parent_rule", "user", "group", "runas_user",
