@@ -16,7 +16,16 @@ import time
 import pytest
 from conftest import record_figure, start_sudo_probe, sudo_probe_result
 from secalert_testlib.polling import wait_for
-from test_sudo_alerts import CTL, MARK, MODULE, diagnose, guard_idle, reenable, sudo_works
+from test_sudo_alerts import (
+    CTL,
+    MARK,
+    MODULE,
+    diagnose,
+    guard_idle,
+    plugin_lines,
+    reenable,
+    sudo_works,
+)
 
 SO = "/usr/libexec/secalert/python_plugin.so"
 PACKAGE = "/usr/libexec/secalert/sudo-plugin/current/secalert_sudo"
@@ -213,7 +222,7 @@ def test_a_users_lock_in_run_lock_does_not_block_the_guard(host):
     holder = "secalert-alice-locks"
     hold = ("flock /run/lock/secalert-sudo-alerts.lock flock /run/lock/secalert-guard.lock "
             "sleep 120")
-    line = host.run("grep '^Plugin python_audit' /etc/sudo.conf").stdout.strip()
+    lines = plugin_lines(host)
     mode = host.check_output("stat -c %%a /run/lock")
     try:
         # what Debian's tmpfiles (legacy.conf) makes it; some containers have 0755
@@ -222,7 +231,7 @@ def test_a_users_lock_in_run_lock_does_not_block_the_guard(host):
         assert host.run("systemd-run --quiet --collect --uid alice --unit %s "
                         "--property TimeoutStopSec=5 sh -c %s", holder, hold).rc == 0
         assert wait_for(lambda: host.run("test -e /run/lock/secalert-guard.lock").rc == 0, 10)
-        for args in (["guard", "--from", "test"], ["disable", "test"], ["enable", line]):
+        for args in (["guard", "--from", "test"], ["disable", "test"], ["enable", *lines]):
             t0 = time.monotonic()
             run = host.run("timeout 60 " + " ".join(shlex.quote(a) for a in [CTL, *args]))
             figure("alice holds /run/lock", host=nodename(host), command=args[0],

@@ -14,7 +14,7 @@ import time
 import pytest
 from conftest import record_figure, start_sudo_probe, sudo_probe_result
 from secalert_testlib.polling import wait_for
-from test_sudo_alerts import CTL, as_user, diagnose
+from test_sudo_alerts import CTL, as_user, diagnose, enable, plugin_lines
 
 ROOT = "/usr/libexec/secalert/sudo-plugin"
 PACKAGE = ROOT + "/current/secalert_sudo"
@@ -144,9 +144,9 @@ def test_a_broken_package_leaves_sudo_working_and_is_reported(host, fault):
 def test_fail_closed_denies_with_a_one_line_reason(host):
     """FailClosed=yes: a package that does not import denies, saying why in one line."""
     breaker, repair, words = FAULTS["exception at import"]
-    line = host.run("grep '^Plugin python_audit' /etc/sudo.conf").stdout.strip()
+    lines = plugin_lines(host)
     try:
-        enabled = host.run("%s enable %s", CTL, f"{line} FailClosed=yes")
+        enabled = host.run("%s enable %s", CTL, f"{lines[0]} FailClosed=yes")
         assert enabled.rc == 0, enabled.stderr + diagnose(host)
         assert host.run(breaker).rc == 0
         denied = host.run("timeout -k 5 30 sudo -n /usr/bin/true")
@@ -161,7 +161,7 @@ def test_fail_closed_denies_with_a_one_line_reason(host):
     finally:
         host.run(repair)
         time.sleep(0.2)
-        restored = host.run("%s enable %s", CTL, line)
+        restored = enable(host, lines)
     assert restored.rc == 0, restored.stderr + diagnose(host)
     assert host.run("timeout -k 5 30 sudo -n true").rc == 0
 

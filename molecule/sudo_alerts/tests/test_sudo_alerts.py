@@ -16,6 +16,7 @@ MODULE = "/usr/libexec/secalert/secalert_sudo_audit.py"
 CONFIG = "/etc/secalert/sudo_alerts.json"
 CTL = "/usr/libexec/secalert/sudo-alerts-ctl"
 MARK = "#secalert-disabled# "
+IO_MARK = "#secalert-keeps-sudoers_io"
 # The entry module imports the package from the version directory `current` points to.
 PACKAGE = "/usr/libexec/secalert/sudo-plugin/current/secalert_sudo"
 LOADED = [
@@ -25,7 +26,7 @@ LOADED = [
     "/usr/libexec/secalert/sudo-plugin", "/usr/libexec/secalert/sudo-plugin/current/",
     PACKAGE, PACKAGE + "/__pycache__",
 ] + [f"{PACKAGE}/{name}.py" for name in ("__init__", "__main__", "cli", "config", "delivery",
-                                         "event", "plugin", "rules")]
+                                         "event", "plugin", "rules", "session")]
 
 
 @pytest.fixture(params=["debian12", "debian13"])
@@ -39,7 +40,8 @@ def diagnose(host):
     out = host.run(
         "journalctl --no-pager -n 60 -t secalert-sudo -t secalert-sudo-guard "
         "-t secalert-send -t sudo -u secalert-sudo-guard.service; "
-        "echo '--- %s'; cat %s; echo '--- sudo.conf'; grep -n python_audit /etc/sudo.conf; "
+        "echo '--- %s'; cat %s; echo '--- sudo.conf'; "
+        "grep -n -e python_ -e sudoers_io /etc/sudo.conf; "
         "echo '--- status'; %s status", CONFIG, CONFIG, CTL)
     return "\n" + out.stdout + out.stderr
 
@@ -77,11 +79,22 @@ def guard_idle(host):
                     .stdout.strip() not in ("activating", "deactivating", "reloading"), 30)
 
 
+def plugin_lines(host):
+    """Our lines of sudo.conf, active or commented out by the guard, as `sudo-alerts-ctl
+    enable` takes them: the audit plugin's, then with session rules (this scenario) the
+    I/O plugin's and sudoers_io's."""
+    text = host.file("/etc/sudo.conf").content_string
+    return [line.removeprefix(MARK) for line in text.splitlines()
+            if f"ModulePath={MODULE}" in line.split() or line.endswith(IO_MARK)]
+
+
+def enable(host, lines):
+    return host.run(CTL + " enable" + " %s" * len(lines), *lines)
+
+
 def reenable(host):
-    """Put the plugin line back the way the role does (proven, or rolled back)."""
-    line = host.run("grep -F 'ModulePath=%s' /etc/sudo.conf", MODULE).stdout.strip()
-    line = line.removeprefix(MARK)
-    return host.run("%s enable %s", CTL, line)
+    """Put the plugin lines back the way the role does (proven, or rolled back)."""
+    return enable(host, plugin_lines(host))
 
 
 @pytest.mark.parametrize("path", LOADED)
@@ -182,7 +195,7 @@ FAULTS = {
 @pytest.mark.parametrize("trigger", ["dpkg run", "role run"])
 def test_without_the_path_unit_dpkg_or_the_role_disables_a_broken_plugin(host, trigger):
     """A package upgrade (dpkg post-invoke hook) or the next role run catches it too."""
-    line = host.run("grep '^Plugin python_audit' /etc/sudo.conf").stdout.strip()
+    lines = plugin_lines(host)
     try:
         # No guard unit run, and no recheck armed by an earlier one, may come first.
         assert host.run("systemctl stop secalert-sudo-guard.path").rc == 0
@@ -194,7 +207,7 @@ def test_without_the_path_unit_dpkg_or_the_role_disables_a_broken_plugin(host, t
         if trigger == "dpkg run":
             assert host.run("dpkg --configure -a").rc == 0
         else:  # what the role's enable task runs
-            run = host.run("%s enable %s", CTL, line)
+            run = enable(host, lines)
             assert run.rc == 1 and "NOT enabled" in run.stderr, run.stderr
         assert sudo_works(host), diagnose(host)
         assert host.run(CTL + " status").stdout.strip() == "disabled", diagnose(host)
@@ -207,8 +220,8 @@ def test_without_the_path_unit_dpkg_or_the_role_disables_a_broken_plugin(host, t
 
 def test_fail_closed_denies_and_the_guard_leaves_it(host):
     """sudo_alerts_fail_closed: broken alerting denies commands, and the guard keeps it so."""
-    line = host.run("grep '^Plugin python_audit' /etc/sudo.conf").stdout.strip()
-    closed = f"{line} FailClosed=yes"
+    lines = plugin_lines(host)
+    closed = f"{lines[0]} FailClosed=yes"
     try:
         enabled = host.run("%s enable %s", CTL, closed)
         assert enabled.rc == 0, enabled.stderr + diagnose(host)
@@ -223,7 +236,7 @@ def test_fail_closed_denies_and_the_guard_leaves_it(host):
         assert host.run("timeout -k 5 30 sudo -n true").rc != 0
     finally:
         host.run(f"test -f /root/config.bak && mv /root/config.bak {CONFIG}")
-        restored = host.run("%s enable %s", CTL, line)
+        restored = enable(host, lines)
     assert restored.rc == 0, restored.stderr + diagnose(host)
     assert sudo_works(host)
 

@@ -293,7 +293,8 @@ DROPPED_LINE = "{n} earlier sudo event(s) could not be logged"
 # what a digest calls the events of one kind, per user ("alice: 250 refused sudo")
 SUDO_KINDS = {"accept": "sudo commands run", "reject": "refused sudo",
               "error": "sudo errors", "exit": "sudo commands ended",
-              "fault": "plugin faults", "status": "alerting status changes"}
+              "fault": "plugin faults", "status": "alerting status changes",
+              "input": "session lines typed that matched", "output": "session outputs that matched"}
 
 
 SUDO_TYPES = ("sudo", "fault", "status")
@@ -403,6 +404,18 @@ def sudo_event(event, markdown=False):
         for key in ("tty", "cwd", "plugin"):
             if event.get(key):
                 lines.append(f"{key}: {f(key)}")
+        if event.get("decision") in ("input", "output"):
+            # session rules: never more of the session than the plugin's short excerpt
+            lines.append(f"stream: {f('stream', 16)}, action: {f('action', 16)}, "
+                         f"ended: {event.get('ended') is True}")
+            if event.get("excerpt"):
+                lines.append(f"excerpt: {f('excerpt', 160)}")
+            elif event.get("excerpt_withheld"):
+                lines.append(f"excerpt withheld: {f('excerpt_withheld', 32)}")
+            if event.get("end_skipped"):
+                lines.append(f"not ended: {f('end_skipped', 80)}")
+            if event.get("unsent"):
+                lines.append(f"further matches not sent: {f('unsent', 12)}")
         if event.get("truncated"):
             lines.append("note: the event was truncated at the source")
         lines.append(f"rule: {_field(event.get('rule') or '-', 64, markdown)}, "
@@ -433,6 +446,12 @@ def _what(event, command, markdown=False):
         return f"{user} was denied {command} on {host}{inside}"
     if decision == "error":
         return f"error for {user} running {command} on {host}{inside}"
+    if decision in ("input", "output"):
+        # session rules (the I/O plugin): what was typed or shown in a sudo session
+        rule = _field(event.get("rule") or "?", 64, markdown)
+        what = "typed" if decision == "input" else "was shown"
+        ended = ", session ended" if event.get("ended") is True else ""
+        return f"{user} {what} {rule} in {command} on {host}{ended}"
     outcome = (f"signal {_field(event.get('signal'), 16, markdown)}" if "signal" in event
                else f"exit {_field(event.get('exit_status', '?'), 16, markdown)}")
     return f"{command} by {user} on {host} ended ({outcome})"

@@ -1,6 +1,7 @@
 """secalert sudo audit plugin: the entry module sudo loads. Small, stdlib only, stable.
 
-sudo.conf (one line)::
+sudo.conf (one line; with session rules a second one, ``Plugin python_io ...
+ClassName=SecalertIOPlugin`` and the same options, see ``secalert_sudo.session``)::
 
     Plugin python_audit python_plugin.so ModulePath=/usr/libexec/secalert/secalert_sudo_audit.py
         ClassName=SecalertAuditPlugin Config=/etc/secalert/sudo_alerts.json [FailClosed=yes]
@@ -169,8 +170,8 @@ def _pairs(items):
     return dict(i.split("=", 1) for i in items or () if isinstance(i, str) and "=" in i)
 
 
-class _BrokenPlugin(getattr(sudo, "Plugin", object)):
-    """Stands in for the real plugin while it does not import (see the module docstring)."""
+class _StandIn(getattr(sudo, "Plugin", object)):
+    """What both stand-ins read from sudo: the user, and FailClosed=yes."""
 
     def __init__(self, version=None, settings=(), user_info=(), plugin_options=(), **kwargs):
         self._info, self._fail_closed = {}, False
@@ -180,6 +181,10 @@ class _BrokenPlugin(getattr(sudo, "Plugin", object)):
                 "yes", "true", "1", "on")
         except BaseException:  # noqa: BLE001, S110 - defaults: fail open
             pass
+
+
+class _BrokenPlugin(_StandIn):
+    """Stands in for the real plugin while it does not import (see the module docstring)."""
 
     def open(self, submit_optind, submit_argv):
         report_broken(self._info, self._fail_closed)
@@ -208,6 +213,65 @@ class _BrokenPlugin(getattr(sudo, "Plugin", object)):
         except BaseException:  # noqa: BLE001, S110
             pass
         return 1
+
+
+class _BrokenIOPlugin(_StandIn):
+    """Stands in for the I/O plugin (session rules) while its code does not import: the
+    session runs without session rules (open() returns REJECT: unloaded), or with
+    FailClosed=yes is refused. The audit plugin's stand-in reports a broken package;
+    a broken ``secalert_sudo.session`` alone is reported here, once per call."""
+
+    reason = None  # set on the subclass made for a broken session module
+
+    def open(self, argv, command_info):
+        if self.reason is not None:
+            event = _base("fault", self._info)
+            event.update(pid=_int(self._info.get("pid")) or os.getpid(),
+                         user=self._info.get("user"), where="import-session",
+                         error=self.reason, fail_closed=self._fail_closed, severity="error",
+                         tags=["sudo", "secalert-fault"])
+            _syslog(event, 3)
+        if not self._fail_closed:
+            return int(getattr(getattr(sudo, "RC", None), "REJECT", 0))
+        return int(getattr(getattr(sudo, "RC", None), "ERROR", -1))
+
+    def close(self, exit_status, error):
+        return None
+
+    def show_version(self, is_verbose):
+        try:
+            if is_verbose:
+                sudo.log_info(f"secalert sudo session plugin version {__version__} BROKEN: "
+                              + (self.reason or BROKEN or "?"))
+        except BaseException:  # noqa: BLE001, S110
+            pass
+        return 1
+
+
+def __getattr__(name):
+    """``SecalertIOPlugin``, imported only by the I/O plugin's interpreter (the audit
+    plugin does not pay for it). Never raises for that name: sudo refuses every command
+    when the class it names cannot be had."""
+    global SecalertIOPlugin
+    if name != "SecalertIOPlugin":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    cls = _BrokenIOPlugin
+    if BROKEN is None:
+        try:
+            from secalert_sudo import session
+
+            root = os.path.realpath(CURRENT) if os.path.lexists(CURRENT) else HERE
+            if not session.__file__.startswith(root + os.sep):
+                raise ImportError(f"secalert_sudo came from {session.__file__}, not from {root}")
+            cls = session.SecalertIOPlugin
+        except BaseException as exc:  # noqa: BLE001 - anything here would refuse all
+            try:
+                reason = _describe(exc)[0]
+            except BaseException:  # noqa: BLE001
+                reason = "the secalert_sudo.session module failed to import"
+            cls = type("_BrokenSessionPlugin", (_BrokenIOPlugin,), {"reason": reason})
+    SecalertIOPlugin = cls
+    return cls
 
 
 if BROKEN is not None:

@@ -136,7 +136,7 @@ class Plugin:
             setattr(self, key, value)
 
 
-def call(plugin, name, *args):
+def call(plugin, name, *args, kind="audit"):
     """Call a plugin callback the way python_plugin.so does and return the int sudo sees.
 
     None counts as RC.OK; PluginError gives RC.ERROR; any other exception gives RC.ERROR
@@ -163,8 +163,35 @@ def call(plugin, name, *args):
         LOG.append(("traceback", repr(exc)))
         rc = int(RC.ERROR)
     if name == "open" and rc not in (int(RC.OK), int(RC.REJECT)):
-        LOG.append(("sudo", "sudo: error initializing audit plugin python_audit"))
+        label = "I/O" if kind == "io" else kind
+        LOG.append(("sudo", f"sudo: error initializing {label} plugin python_{kind}"))
     elif name in ("accept", "reject", "error") and rc != int(RC.OK):
         LOG.append(("sudo", f"sudo: python_audit: unable to log {name} event"
                             + (f": {errstr}" if errstr else "")))
     return rc
+
+
+def call_io(plugin, name, data, patched=True):
+    """Call an I/O plugin's log callback (log_ttyin, log_ttyout, log_stdin, log_stdout,
+    log_stderr) with ``data`` (bytes) the way python_plugin_io.c does, and return the int
+    sudo sees.
+
+    Unpatched, the C bridge builds the argument with ``Py_BuildValue("(s#)")``: strict
+    UTF-8, so a byte that is not UTF-8 (or a character split across two reads) fails
+    before the plugin runs, and the callback returns ERROR (sudo ends the session, or
+    hangs without a tty). The collection's python_plugin-utf8.patch decodes with
+    ``surrogateescape`` instead.
+    """
+    try:
+        text = data.decode("utf-8", "surrogateescape" if patched else "strict")
+    except UnicodeDecodeError:
+        LOG.append(("error", f"Failed to build arguments for python plugin API call '{name}'"))
+        return int(RC.ERROR)
+    return call(plugin, name, text, kind="io")
+
+
+def open_io(plugin, argv, command_info):
+    """An I/O plugin's open() as sudo 1.9.13's iolog_open() treats it: 1 runs the session
+    with the plugin, 0 unloads the plugin (the session runs without it), anything else
+    is fatal ("error initializing I/O plugin"), recorded as level "sudo"."""
+    return call(plugin, "open", tuple(argv), tuple(command_info), kind="io")

@@ -1,4 +1,5 @@
-"""secalert sudo audit plugin: the real code, loaded by the entry module sudo loads.
+"""secalert sudo plugins (audit, and I/O for session rules): the real code, loaded by the
+entry module sudo loads.
 
 sudo's ModulePath is ``secalert_sudo_audit.py`` next to this package's version
 directory; that small entry module imports ``secalert_sudo.plugin`` under a guard. One
@@ -9,6 +10,7 @@ module per concern:
 ``event``     one event: its fields, escaping and truncation for output, serialisation
 ``delivery``  syslog datagrams, the direct-mode spool and the detached sender
 ``plugin``    ``SecalertAuditPlugin``, the sudo callbacks (thin: calls the modules above)
+``session``   ``SecalertIOPlugin``, session rules: typed lines and output (the I/O plugin)
 ``cli``       ``--check CONFIG`` and ``--self-test`` for the role
 
 Everything runs inside the sudo process, as root, on every sudo call: standard library

@@ -14,19 +14,21 @@ not check what it loads). The role runs it on a new version before it becomes li
 import os
 import sys
 
-MODULES = ("config", "rules", "event", "delivery", "plugin", "cli")
+MODULES = ("config", "rules", "event", "delivery", "plugin", "session", "cli")
 
 
 def check(path):
     from secalert_sudo import config
 
     try:
-        settings = config.load_settings(path)
+        settings = config.load_settings(path, session=True)
     except config.ConfigError as exc:
         sys.stderr.write(f"invalid: {exc}\n")
         return 1
     rules = len(settings["compiled_rules"])
-    sys.stdout.write(f"ok: delivery {settings['delivery']}, {rules} rules\n")
+    session = len(settings["compiled_session_rules"])
+    sys.stdout.write(f"ok: delivery {settings['delivery']}, {rules} rules, "
+                     f"{session} session rules\n")
     return 0
 
 

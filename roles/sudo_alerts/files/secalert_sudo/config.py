@@ -65,6 +65,20 @@ DEFAULT_SETTINGS = {
         "ledger": "/var/log/secalert/sudo-delivered.log",
     },
     "limits": DEFAULT_LIMITS,
+    # Session rules (secalert_sudo.session, the I/O plugin): what is typed and shown
+    # inside a sudo session. Only the I/O plugin compiles them.
+    "session_rules": [],
+    "session": {
+        # "end-session" rules may end a session (else they only alert): the role sets it
+        # only on sudo releases where the tests prove it safe.
+        "end_session": False,
+        "default_rules": True,  # append session.DEFAULT_SESSION_RULES after session_rules
+        "secret_pattern": "",  # "": no secret-on-screen output rule
+        "end_rules": [],  # names of rules (shipped ones too) whose action is end-session
+        "max_events": 20,  # alerts one session sends; the rest are counted at its end
+        "line_chars": 1024,  # what the line buffer keeps of a typed line (the end)
+        "excerpt_chars": 120,  # of the matched, echoed line in an input rule's alert
+    },
 }
 
 
@@ -99,8 +113,9 @@ def _compile(rule_list):
         raise ConfigError(str(exc)) from None
 
 
-def load_settings(path):
-    """Read the JSON config at ``path``; return settings with compiled rules.
+def load_settings(path, session=False):
+    """Read the JSON config at ``path``; return settings with compiled rules (and with
+    ``session``, compiled session rules in ``compiled_session_rules``).
 
     Raises ConfigError when the file is missing, not root-owned, writable by others,
     too large or invalid. The caller then uses ``default_settings()``.
@@ -152,7 +167,38 @@ def load_settings(path):
     if settings["include_default_rules"]:
         rule_list += rules.DEFAULT_RULES
     settings["compiled_rules"] = _compile(rule_list)
+    if session:
+        settings["compiled_session_rules"] = compile_session(settings)
     return settings
+
+
+def compile_session(settings):
+    """The session rules the I/O plugin applies: the configured ones, the shipped ones
+    (``session.default_rules``), the secret pattern's; ``end_rules`` end the session."""
+    from secalert_sudo import session
+
+    options = settings["session"]
+    rule_list = settings["session_rules"]
+    if not isinstance(rule_list, list):
+        raise ConfigError("session_rules must be a list")
+    rule_list = list(rule_list)
+    if options["default_rules"]:
+        rule_list += session.DEFAULT_SESSION_RULES
+    if options["secret_pattern"]:
+        rule_list.append(session.secret_rule(options["secret_pattern"]))
+    end = options["end_rules"]
+    if not isinstance(end, list) or not all(isinstance(n, str) for n in end):
+        raise ConfigError("session.end_rules must be a list of rule names")
+    names = {r.get("name") for r in rule_list if isinstance(r, dict)}
+    unknown = sorted(set(end) - names)
+    if unknown:
+        raise ConfigError(f"session.end_rules names no session rule: {unknown}")
+    rule_list = [dict(r, action="end-session") if isinstance(r, dict) and r.get("name") in end
+                 else r for r in rule_list]
+    try:
+        return session.compile_rules(rule_list)
+    except rules.RuleError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def default_settings():

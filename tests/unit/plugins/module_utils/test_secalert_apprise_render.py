@@ -250,6 +250,28 @@ def test_a_subcommand_says_what_it_ran_inside():
         "alice was denied /usr/bin/id on h1, inside /usr/bin/bash: reject by rule -, warning")
 
 
+def test_a_session_rule_event_names_the_rule_and_shows_only_the_excerpt():
+    event = dict(sudo_event(), user="alice", decision="input", command="/usr/bin/bash",
+                 args=[], rule="rm-recursive-root", severity="critical", stream="tty",
+                 action="end-session", ended=True, excerpt="echo [x](https://evil) rm -fr /")
+    title, body, kind = render.sudo_event(event)
+    assert title == ("[critical] sudo: alice typed rm-recursive-root in /usr/bin/bash on h1, "
+                     "session ended")
+    assert "stream: tty, action: end-session, ended: True" in body
+    assert "excerpt: echo [x](https://evil) rm -fr /" in body, body
+    assert kind == "failure"
+    # a markdown target: the excerpt is text, its link never a link
+    _title, body, _kind = render.sudo_event(event, markdown=True)
+    assert "](https" not in body and "\\[x\\]" in body, body
+    shown = dict(event, decision="output", rule="secret-on-screen", ended=False,
+                 excerpt_withheld="output", action="alert")
+    del shown["excerpt"]
+    title, body, _kind = render.sudo_event(shown)
+    assert title == "[critical] sudo: alice was shown secret-on-screen in /usr/bin/bash on h1"
+    assert "excerpt withheld: output" in body and "excerpt:" not in body
+    assert render.sudo_summary(shown).endswith("alice output /usr/bin/bash")
+
+
 def test_sudo_digest_folds_a_flood_per_user_and_puts_critical_first():
     flood = [dict(sudo_event("alice"), user="alice") for _i in range(250)]
     real = dict(sudo_event("bob"), user="bob", decision="accept", severity="critical",

@@ -195,7 +195,7 @@ def test_enable_writes_a_missing_final_newline_and_keeps_the_rest(host):
 # file system or a killed process would: the awk ones half-way through the render.
 FAILING = {
     "mktemp": ("mktemp", "echo 'mktemp: failed to create file' >&2; exit 1\n"),
-    "awk fails half-way": ("awk", 'case "$*" in *line=*) '
+    "awk fails half-way": ("awk", 'case "$*" in *SECALERT_LINES*) '
                            f'{REAL["awk"]} "$@" | head -n 2; exit 2 ;; esac\n'
                            f'exec {REAL["awk"]} "$@"\n'),
     "awk truncates silently": ("awk", 'case "$*" in *"if (!done"*) '
@@ -552,3 +552,48 @@ def test_the_recheck_waits_while_the_guard_unit_still_runs(host, state):
     assert calls.read_text().splitlines() == [
         "show -p ActiveState --value secalert-sudo-guard.service", REARM]
     assert host.text() == AROUND.format(ours=LINE + "\n")  # not yet: sudo was not tried
+
+
+# ------------------------------------------------------------------ session rules (python_io)
+
+IO_LINE = LINE.replace("python_audit", "python_io").replace("SecalertAuditPlugin",
+                                                            "SecalertIOPlugin")
+KEEP_IO = "Plugin sudoers_io sudoers.so #secalert-keeps-sudoers_io"
+BOTH = "secalert sudo audit plugin version 9\nsecalert sudo session plugin version 9"
+
+
+def test_enable_writes_the_session_lines_together_and_disable_comments_them_all(host):
+    host.sudo_ok(BOTH)
+    before = AROUND.format(ours=LINE + "\n")
+    proc = host.run("enable", LINE, IO_LINE, KEEP_IO, content=before)
+    assert (proc.returncode, proc.stdout) == (0, "changed\n"), proc.stderr
+    assert host.text() == AROUND.format(ours=f"{LINE}\n{IO_LINE}\n{KEEP_IO}\n")
+    assert host.run("enable", LINE, IO_LINE, KEEP_IO).stdout == "unchanged\n"
+    proc = host.run("disable", "test")
+    assert proc.stdout == "changed\n", proc.stderr
+    assert host.text() == AROUND.format(ours=f"{MARK}{LINE}\n{MARK}{IO_LINE}\n{MARK}{KEEP_IO}\n")
+    # back to the audit plugin alone: the session lines go
+    host.run("enable", LINE)
+    assert host.text() == before
+
+
+def test_the_session_plugin_must_answer_sudo_v_or_the_lines_are_rolled_back(host):
+    host.sudo_ok()  # only the audit plugin answers
+    before = AROUND.format(ours=LINE + "\n")
+    proc = host.run("enable", LINE, IO_LINE, KEEP_IO, content=before)
+    assert proc.returncode == 1
+    assert "session plugin (python_io) did not load" in proc.stderr
+    assert host.text() == before
+
+
+@pytest.mark.parametrize("lines", [
+    [IO_LINE, LINE],  # the audit plugin's line first
+    [LINE, "Plugin sudoers_io sudoers.so"],  # not marked as ours
+    [LINE, IO_LINE.replace(MODULE, "/tmp/evil.py")],
+    [LINE, IO_LINE + "\nPlugin x y.so"],
+])
+def test_enable_refuses_session_lines_that_are_not_ours(host, lines):
+    before = AROUND.format(ours=LINE + "\n")
+    proc = host.run("enable", *lines, content=before)
+    assert proc.returncode == 2 and "refusing" in proc.stderr
+    assert host.text() == before

@@ -39,6 +39,24 @@ print(json.dumps({"broken": entry.BROKEN, "rc": rc, "log": sudo.LOG,
                   "module": cls.__module__}))
 """
 
+# The I/O plugin (session rules) through the same entry: sudo asks the module for the
+# class by name (PyObject_GetAttrString, so the module's __getattr__ answers).
+DRIVER_IO = r"""
+import json, sys
+stubs, moddir, options = sys.argv[1:4]
+sys.path.insert(0, stubs)
+import sudo
+sys.path.append(moddir)
+import secalert_sudo_audit as entry
+cls = getattr(entry, "SecalertIOPlugin")
+plugin = cls(version="1.0", settings=(), user_info=("user=alice", "host=web1", "pid=42"),
+             user_env=(), plugin_options=tuple(options.split()))
+rc = sudo.open_io(plugin, ("/usr/bin/id",), ("command=/usr/bin/id",))
+plugin.show_version(1)
+print(json.dumps({"broken": entry.BROKEN, "rc": rc, "log": sudo.LOG,
+                  "class": cls.__name__, "module": cls.__module__}))
+"""
+
 
 class Tree:
     def __init__(self, base):
@@ -70,10 +88,11 @@ class Tree:
         with open(os.path.join(self.package, module), "a", encoding="utf-8") as fh:
             fh.write(text)
 
-    def run(self, argv="sudo /usr/bin/id", options="Config=/nonexistent"):
+    def run(self, argv="sudo /usr/bin/id", options="Config=/nonexistent", io=False):
+        args = [self.base, options] if io else [self.base, argv, options]
         proc = subprocess.run(
-            [sys.executable, "-I", "-c", DRIVER, os.path.abspath(STUBS), self.base, argv,
-             options],
+            [sys.executable, "-I", "-c", DRIVER_IO if io else DRIVER, os.path.abspath(STUBS),
+             *args],
             capture_output=True, text=True, timeout=60, check=False)
         assert proc.returncode == 0, proc.stderr
         result = json.loads(proc.stdout)
@@ -254,3 +273,37 @@ def test_self_test_of_a_version_directory(tree):
     proc = subprocess.run([sys.executable, "-I", tree.package, "--self-test"],
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 1 and "RuntimeError: boom" in proc.stderr
+
+
+def test_the_io_plugin_comes_from_the_same_entry(tree):
+    result = tree.run(io=True)
+    assert (result["class"], result["module"]) == ("SecalertIOPlugin", "secalert_sudo.session")
+    assert result["rc"] == REJECT  # no config here: no session rules, unloaded
+    assert ("info", "secalert sudo session plugin version 2.0.0\n") in [
+        tuple(e) for e in result["log"]]
+
+
+@pytest.mark.parametrize("fault", sorted(BREAKS))
+@pytest.mark.parametrize("fail_closed", [False, True])
+def test_a_broken_package_unloads_the_io_plugin_quietly(tree, fault, fail_closed):
+    """The audit plugin's stand-in reports a broken package; the I/O plugin's unloads
+    (the session runs), or with FailClosed=yes refuses, without a traceback."""
+    BREAKS[fault](tree)
+    result = tree.run(options="Config=/x" + (" FailClosed=yes" if fail_closed else ""), io=True)
+    assert result["class"] == "_BrokenIOPlugin" and WORDS[fault] in result["broken"]
+    assert result["rc"] == (ERROR if fail_closed else REJECT)
+    assert result["events"] == []
+    assert not [e for e in result["log"] if e[0] == "traceback"]
+
+
+def test_a_broken_session_module_alone_is_reported_by_the_io_plugin(tree):
+    tree.append("session.py", "\ndef (:\n")
+    audit = tree.run()
+    assert audit["broken"] is None and audit["rc"] == OK  # the audit plugin is fine
+    result = tree.run(io=True)
+    assert result["class"] == "_BrokenSessionPlugin" and result["rc"] == REJECT
+    ((priority, event),) = result["events"]
+    assert (event["type"], event["where"], priority) == ("fault", "import-session", 83)
+    assert "SyntaxError" in event["error"] and "session.py" in event["error"]
+    (version,) = [e[1] for e in result["log"] if e[0] == "info"]
+    assert "session plugin version 2.0.0 BROKEN: SyntaxError" in version
