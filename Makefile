@@ -13,7 +13,8 @@
 #   make demo-clean  remove the demo fleet
 #   make bench-fleet rollout time by fleet size, end-to-end alert latency
 #   make bench-sudo  latency of sudo with no, an empty, our and the talk's plugin; what
-#                    following subcommands adds per subcommand
+#                    following subcommands adds per subcommand; what session rules cost
+#                    (throughput through a pty and a pipe, keystroke echo)
 #   make bench-syslog-ng  a storm of 10,000 alerts through syslog-ng; ordinary traffic
 #   make clean       remove test containers, networks and the build tarball
 #
@@ -154,7 +155,8 @@ bench-sudo: setup
 	trap 'molecule destroy -s sudo_alerts >/dev/null' EXIT; \
 	molecule converge -s sudo_alerts >/dev/null && \
 	python3 benchmarks/sudo_latency.py && \
-	python3 benchmarks/sudo_subcommands.py
+	python3 benchmarks/sudo_subcommands.py && \
+	python3 benchmarks/sudo_session.py
 
 bench-syslog-ng: setup
 	trap 'molecule destroy -s syslog_ng_standalone >/dev/null' EXIT; \

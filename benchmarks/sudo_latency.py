@@ -13,6 +13,8 @@ Configurations (one sudo.conf each; the other lines of the host's sudo.conf are 
 none    no Python plugin
 empty   an empty python_audit plugin (the floor of any Python plugin: the interpreter)
 syslog  secalert's plugin, syslog delivery
+session secalert's plugin and its I/O plugin (sudo_alerts_session: the shipped session
+        rules; the receiver answering only): what every sudo call pays for session rules
 direct  secalert's plugin, direct delivery, with a rule that pushes *every* command (so
         each `sudo -n true` queues an alert; a burst is sent by one detached sender)
 sync    the talk's way, a BENCHMARK FIXTURE that is not shipped: Apprise imported and
@@ -107,7 +109,11 @@ def setup(url):
     with open(CONF) as fh:
         original = fh.read()
     shutil.copy2(CONF, f"{BENCH}/sudo.conf.orig")
-    base = [ln for ln in original.splitlines() if "python_audit" not in ln]
+    # our lines (the audit plugin's; with session rules the I/O plugin's and sudoers_io's)
+    # go: each configuration says which it has
+    base = [ln for ln in original.splitlines() if "python_audit" not in ln
+            and not ln.startswith("Plugin python_io ")
+            and not ln.endswith("#secalert-keeps-sudoers_io")]
     plugin = f"Plugin python_audit {SO} ModulePath="
     ours = plugin + MODULE + " ClassName=SecalertAuditPlugin Config=" + BENCH + "/%s.json"
     lines = {
@@ -117,6 +123,12 @@ def setup(url):
         "direct": ours % "direct",
         "sync": f"{plugin}{BENCH}/talk_sync_audit.py ClassName=TalkSyncAudit",
     }
+    io = [ln for ln in original.splitlines() if ln.startswith("Plugin python_io ")
+          and "ModulePath=" + MODULE in ln.split()]
+    if io:  # sudo_alerts_session: the role's lines, the I/O plugin on the syslog config
+        lines["session"] = "\n".join([ours % "syslog", io[0].replace(
+            "Config=/etc/secalert/sudo_alerts.json", f"Config={BENCH}/syslog.json"),
+            "Plugin sudoers_io sudoers.so"])
     if os.path.exists(f"{BENCH}/other.so"):  # --compare-so
         other = plugin.replace(SO, f"{BENCH}/other.so")
         lines["empty other-so"] = f"{other}{BENCH}/empty_audit.py ClassName=EmptyAudit"
@@ -270,6 +282,9 @@ def main():
                              "`syslog other-so`, interleaved with the others, receiver ok")
     args = parser.parse_args()
     configs_ok = list(CONFIGS)
+    if run(["podman", "exec", args.host, "grep", "-q", "^Plugin python_io ",
+            "/etc/sudo.conf"]).returncode == 0:
+        configs_ok.append("session")
     if args.compare_so:
         run(["podman", "exec", args.host, "mkdir", "-p", "/root/secalert-bench"])
         proc = run(["podman", "cp", args.compare_so, f"{args.host}:/root/secalert-bench/other.so"])

@@ -12,8 +12,10 @@ The probe plugin is a second python_audit line after secalert's, added for one s
 with the guard's path unit stopped (the guard keeps lines that are not ours as they are).
 """
 
-import pytest
-from test_sudo_alerts import CTL, diagnose, guard_idle, sudo_works
+import test_guard
+from test_sudo_alerts import diagnose, guard_idle, sudo_works
+
+host = test_guard.host  # the fixture: each Debian, with the plugin enabled
 
 SO = "/usr/libexec/secalert/python_plugin.so"
 PROBE_DIR = "/root/secalert-probe"
@@ -83,14 +85,6 @@ class PairIO(sudo.Plugin):
     def close(self, exit_status, error):
         pass
 '''
-
-
-@pytest.fixture(params=["debian12", "debian13"])
-def host(request, hosts):
-    (name,) = [n for n in hosts if n.endswith(request.param)]
-    h = hosts[name]
-    assert h.run(CTL + " status").stdout.strip() == "enabled", diagnose(h)
-    return h
 
 
 def test_a_second_plugin_is_isolated_and_sees_a_whole_exit(host):

@@ -37,18 +37,32 @@ def read(seconds):
                 return False
             out.extend(data)
     return True
+def expect(data, seconds):
+    """Read until ``data`` comes back (its echo), at most ``seconds``."""
+    start = len(out)
+    end = time.monotonic() + seconds
+    while data not in out[start:] and time.monotonic() < end:
+        if not read(0.02):
+            return False
+    return True
 alive = read(spec.get("settle", 1.0))
 typed = 0
-for key in spec["keys"]:
+for key, echoed in spec["keys"]:
     if not alive:
         break
+    data = key.encode("utf-8", "surrogateescape")
     try:
-        os.write(fd, key.encode("utf-8", "surrogateescape"))
+        os.write(fd, data)
     except OSError:
         alive = False
         break
     typed += 1
-    alive = read(spec.get("pause", 0.03) if key != "\r" else 0.4)
+    if key == "\r":
+        alive = read(0.4)
+    elif echoed:  # as a person types: the next key once this one is on the screen
+        alive = expect(data, 10)
+    else:
+        alive = read(0.03)
 status = None
 deadline = time.monotonic() + spec.get("timeout", 30)
 while time.monotonic() < deadline:
@@ -82,8 +96,13 @@ def debian12(host):
     return host.file("/etc/debian_version").content_string.startswith("12")
 
 
-def drive(host, argv, text, settle=1.0, timeout=30):
-    spec = {"argv": argv, "keys": list(text), "settle": settle, "timeout": timeout}
+def drive(host, argv, text, settle=1.0, timeout=30, quiet=""):
+    """Type ``text`` into ``argv`` on a new pty; ``quiet``, a part of ``text``, is typed
+    without waiting for an echo (echo is off there)."""
+    start = text.index(quiet) if quiet else len(text)
+    keys = [[key, not start <= i < start + len(quiet) and key.isprintable()]
+            for i, key in enumerate(text)]
+    spec = {"argv": argv, "keys": keys, "settle": settle, "timeout": timeout}
     run = host.run("timeout -k 5 %s python3 -c %s %s", str(timeout + 30), DRIVER,
                    json.dumps(spec))
     assert run.rc == 0, run.stderr
@@ -134,7 +153,7 @@ def test_a_password_typed_with_echo_off_never_appears(host, receiver, marker):
     of it is in the event, syslog, the journal or the receiver."""
     offset = auth_offset(host)
     secret = f"chmod 777 /etc/{marker}-pw"
-    run = drive(host, ["sudo", "-s"], "read -rs P\r" + secret + "\rexit\r")
+    run = drive(host, ["sudo", "-s"], "read -rs P\r" + secret + "\rexit\r", quiet=secret)
     assert run["exit"] == 0 and secret not in run["output"], run
     (event,) = wait_session(host, offset)
     assert (event["rule"], event["excerpt_withheld"]) == (
