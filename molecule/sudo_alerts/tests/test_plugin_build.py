@@ -87,21 +87,29 @@ class PairIO(sudo.Plugin):
 '''
 
 
-def test_a_second_plugin_is_isolated_and_sees_a_whole_exit(host):
+def run_with_probe(host, name, source, lines):
+    """Write the probe module NAME, append LINES (plugin lines loading it) to sudo.conf for
+    one `sudo -n /usr/bin/true`, put sudo.conf back; the guard's path unit is stopped
+    meanwhile (it would see a changed sudo.conf). Returns that sudo call."""
     host.run(f"rm -rf {OUT} && mkdir -p {OUT} {PROBE_DIR} && chmod 0700 {PROBE_DIR}")
-    assert host.run("printf %%s %s > " + PROBE_DIR + "/secalert_probe.py", PROBE).rc == 0
-    line = f"Plugin python_audit {SO} ModulePath={PROBE_DIR}/secalert_probe.py ClassName=Probe"
+    assert host.run(f"printf %%s %s > {PROBE_DIR}/{name}.py", source).rc == 0
     assert host.run("systemctl stop secalert-sudo-guard.path").rc == 0
     try:
         assert guard_idle(host)
         assert host.run("cp -p /etc/sudo.conf /root/sudo.conf.probe && "
-                        f"printf '%s\\n' '{line}' >> /etc/sudo.conf").rc == 0
+                        "printf '%%s\\n' %s >> /etc/sudo.conf", "\n".join(lines)).rc == 0
         run = host.run("sudo -n /usr/bin/true")
     finally:
         host.run("cp -p /root/sudo.conf.probe /etc/sudo.conf")
         host.run("systemctl start secalert-sudo-guard.path")
     assert sudo_works(host), diagnose(host)
     assert run.rc == 0, run.stderr
+    return run
+
+
+def test_a_second_plugin_is_isolated_and_sees_a_whole_exit(host):
+    run = run_with_probe(host, "secalert_probe", PROBE, [
+        f"Plugin python_audit {SO} ModulePath={PROBE_DIR}/secalert_probe.py ClassName=Probe"])
     # secalert's plugin (first line) ran in the main interpreter; the probe's has none
     # of its modules.
     assert host.file(f"{OUT}/modules").content_string == "\n"
@@ -111,22 +119,10 @@ def test_a_second_plugin_is_isolated_and_sees_a_whole_exit(host):
 
 
 def test_plugins_of_one_module_share_its_interpreter_and_no_other(host):
-    host.run(f"rm -rf {OUT} && mkdir -p {OUT} {PROBE_DIR} && chmod 0700 {PROBE_DIR}")
-    assert host.run("printf %%s %s > " + PROBE_DIR + "/secalert_pair.py", PAIR).rc == 0
     module = f"{SO} ModulePath={PROBE_DIR}/secalert_pair.py"
-    lines = f"Plugin python_audit {module} ClassName=PairAudit\nPlugin python_io {module} " \
-            "ClassName=PairIO"
-    assert host.run("systemctl stop secalert-sudo-guard.path").rc == 0
-    try:
-        assert guard_idle(host)
-        assert host.run("cp -p /etc/sudo.conf /root/sudo.conf.probe && "
-                        f"printf '%s\\n' '{lines}' >> /etc/sudo.conf").rc == 0
-        run = host.run("sudo -n /usr/bin/true")
-    finally:
-        host.run("cp -p /root/sudo.conf.probe /etc/sudo.conf")
-        host.run("systemctl start secalert-sudo-guard.path")
-    assert sudo_works(host), diagnose(host)
-    assert run.rc == 0, run.stderr
+    run_with_probe(host, "secalert_pair", PAIR, [
+        f"Plugin python_audit {module} ClassName=PairAudit",
+        f"Plugin python_io {module} ClassName=PairIO"])
     # imported once, the audit class's mark seen by the I/O class; secalert's own
     # plugins (the scenario's audit and I/O lines, one module) are not in there
     assert host.file(f"{OUT}/pair-imports").content_string == "imported\n"
