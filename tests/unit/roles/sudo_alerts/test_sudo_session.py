@@ -41,19 +41,19 @@ def test_keys_arrive_one_read_at_a_time():
     done = []
     for key in "rm -r\x7f\x7f-rf /\r\nls\r":
         done += buffer.feed(key)
-    assert [line for line, _ in done] == ["rm -rf /", "", "ls"]
+    assert [line for line, _needed in done] == ["rm -rf /", "", "ls"]
     assert done[0][1] == set("rm-f/")
 
 
 def test_raw_mode_for_piped_input_ends_lines_at_newline_only():
     buffer = session.LineBuffer(raw=True)
-    assert [line for line, _ in buffer.feed("a\x7fb\rc\nrest")] == ["abc"]
+    assert [line for line, _needed in buffer.feed("a\x7fb\rc\nrest")] == ["abc"]
     assert buffer.pending and buffer.line()[0] == "rest"
 
 
 def test_a_long_line_keeps_its_end():
     buffer = session.LineBuffer(limit=10)
-    (line, _), = buffer.feed("x" * 100000 + " rm -rf /\r")
+    (line, _needed), = buffer.feed("x" * 100000 + " rm -rf /\r")
     assert line == "x rm -rf /"
     assert len(buffer.chars) == 0
 
@@ -300,7 +300,7 @@ def test_a_fault_in_a_callback_is_reported_once_and_the_session_goes_on(
         raise MemoryError("no room")
 
     monkeypatch.setattr(plugin._tty, "feed", broken)
-    for _ in range(3):
+    for _unused in range(3):
         assert sudo.call_io(plugin, "log_ttyin", b"x") == OK
     plugin.close(0, 0)
     (fault,) = receiver.events()
@@ -326,16 +326,16 @@ def test_piped_lines_found_by_literal_are_exactly_the_lines_that_hold_one():
     keeping those that hold one, whatever the buffer boundaries."""
     rng = random.Random(7)  # noqa: S311 - test data, not secrets
     words = ["rm", "-rf", "/", "echo", "ls", "xrmx", "\t", "HIST", "a\x00b", "  ", "rr", "mm"]
-    text = "\n".join(" ".join(rng.choice(words) for _ in range(rng.randint(0, 8)))
-                     for _ in range(3000)) + "\n"
+    text = "\n".join(" ".join(rng.choice(words) for _unused in range(rng.randint(0, 8)))
+                     for _unused in range(3000)) + "\n"
     literals = ("rm", "HIST")
     every, chosen = session.LineBuffer(raw=True), session.LineBuffer(raw=True)
     all_lines, found = [], []
     pos = 0
     while pos < len(text):
         size = rng.choice([1, 2, 7, 64, 500, 4096])
-        all_lines += [line for line, _ in every.feed(text[pos:pos + size])]
-        found += [line for line, _ in chosen.feed(text[pos:pos + size], literals)]
+        all_lines += [line for line, _needed in every.feed(text[pos:pos + size])]
+        found += [line for line, _needed in chosen.feed(text[pos:pos + size], literals)]
         pos += size
     assert found == [line for line in all_lines if "rm" in line or "HIST" in line]
     assert len(found) > 1000
